@@ -1,0 +1,52 @@
+"""veil: hide every face in photos, irreversibly, and strip identifying metadata."""
+
+from veil.detect import CenterFaceDetector, Detector
+from veil.detections import Detections
+from veil.errors import (
+    CorruptInputError,
+    EmptyInputError,
+    ImageTooLargeError,
+    InputError,
+    ModelError,
+    OutputError,
+    OutputExistsError,
+    UnreadableInputError,
+    UnsupportedFormatError,
+    VeilError,
+)
+from veil.options import AnonymizeOptions, DetectionOptions, ImageLimits, MaskMethod, MaskOptions
+from veil.pipeline import ImageResult, anonymize_file, anonymize_image, anonymize_paths, veil_version
+from veil.report import FaceReport, FileReport, FileStatus, ModelInfo, RunReport
+
+__version__ = veil_version()
+
+__all__ = [
+    "AnonymizeOptions",
+    "CenterFaceDetector",
+    "CorruptInputError",
+    "DetectionOptions",
+    "Detections",
+    "Detector",
+    "EmptyInputError",
+    "FaceReport",
+    "FileReport",
+    "FileStatus",
+    "ImageLimits",
+    "ImageResult",
+    "ImageTooLargeError",
+    "InputError",
+    "MaskMethod",
+    "MaskOptions",
+    "ModelError",
+    "ModelInfo",
+    "OutputError",
+    "OutputExistsError",
+    "RunReport",
+    "UnreadableInputError",
+    "UnsupportedFormatError",
+    "VeilError",
+    "__version__",
+    "anonymize_file",
+    "anonymize_image",
+    "anonymize_paths",
+]

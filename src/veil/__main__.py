@@ -1,0 +1,3 @@
+from veil.cli import entry_point
+
+entry_point()

@@ -1,0 +1,169 @@
+"""The `veil` command: argument parsing, progress, summary and exit status.
+
+Exit status: 0 when every file was anonymized, 1 when any failed, 2 for a
+usage error. Only this module prints or exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from veil.detect import CenterFaceDetector
+from veil.errors import VeilError
+from veil.media.image import publish_bytes
+from veil.options import AnonymizeOptions, DetectionOptions, MaskMethod, MaskOptions
+from veil.pipeline import anonymize_paths, plan_jobs, veil_version
+from veil.report import FileReport, FileStatus, RunReport
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+REPORT_NAME = "veil-report.json"
+
+REVERSIBLE_WARNING = (
+    "warning: --method {method} is reversible: face-recognition models trained on "
+    "{method}ed faces re-identify people far above chance. Use the default solid "
+    "mask for anything that protects people."
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="veil",
+        description="Hide every face in photos, irreversibly, and strip identifying metadata.",
+    )
+    parser.add_argument("--version", action="version", version=f"veil {veil_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    anonymize = commands.add_parser(
+        "anonymize",
+        help="mask faces and strip metadata",
+        description="Mask every face and write new files with no identifying metadata. "
+        "Originals are never modified.",
+    )
+    anonymize.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="photos or folders")
+    anonymize.add_argument(
+        "-o", "--output", type=Path, metavar="OUTDIR",
+        help="write results here, keeping relative paths (default: NAME.veil.EXT beside each input)",
+    )  # fmt: skip
+    anonymize.add_argument(
+        "--report", type=Path, metavar="FILE",
+        help=f"JSON report path (default: OUTDIR/{REPORT_NAME}, or ./{REPORT_NAME} without -o)",
+    )  # fmt: skip
+    anonymize.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    mask, detection = MaskOptions(), DetectionOptions()
+    anonymize.add_argument(
+        "--method", choices=[m.value for m in MaskMethod], default=mask.method.value,
+        help="solid (default, irreversible); blur and pixelate are reversible and warned about",
+    )  # fmt: skip
+    anonymize.add_argument(
+        "--threshold", type=float, default=detection.threshold,
+        help=f"detection threshold; lower finds more faces (default {detection.threshold})",
+    )  # fmt: skip
+    anonymize.add_argument(
+        "--head-scale", type=float, default=mask.head_scale,
+        help=f"mask size relative to the face box (default {mask.head_scale})",
+    )  # fmt: skip
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        options = AnonymizeOptions(
+            detection=DetectionOptions(threshold=args.threshold),
+            mask=MaskOptions(method=MaskMethod(args.method), head_scale=args.head_scale),
+        )
+    except ValueError as e:
+        parser.error(str(e))
+    return run_anonymize(args, options)
+
+
+def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
+    out = Console(stderr=True, quiet=args.quiet)
+    errors = Console(stderr=True)
+    warnings = []
+    if options.mask.method.reversible:
+        warnings.append(REVERSIBLE_WARNING.format(method=options.mask.method.value.removesuffix("e")))
+    if options.mask.head_scale < MaskOptions().head_scale:
+        warnings.append("warning: --head-scale below the default leaves hair, ears or jaw visible")
+    if options.detection.threshold > DetectionOptions().threshold:
+        warnings.append("warning: a --threshold above the default misses more faces")
+    for warning in warnings:
+        errors.print(warning, style="yellow", highlight=False)
+
+    report_path = args.report or (args.output or Path.cwd()) / REPORT_NAME
+    try:
+        detector = CenterFaceDetector(options.detection)
+    except VeilError as e:
+        errors.print(f"veil: {type(e).__name__}: {e}", highlight=False, markup=False)
+        return EXIT_FAILED
+    total = sum(1 for j in plan_jobs(list(args.paths), args.output) if not isinstance(j, FileReport))
+
+    def show(file: FileReport) -> None:
+        if file.status is FileStatus.FAILED:
+            errors.print(f"error: {file.input}: {file.error}", highlight=False, markup=False, soft_wrap=True)
+
+    with _progress_bar(out, total) as bar:
+        task = bar.add_task("anonymizing", total=total)
+
+        def step(file: FileReport) -> None:
+            show(file)
+            if file.status is not FileStatus.SKIPPED or file.output:
+                bar.advance(task)
+
+        report = anonymize_paths(args.paths, args.output, options, progress=step, detector=detector)
+    report.warnings.extend(warnings)
+    report_error = _write_report(report, report_path, [Path(p) for p in args.paths])
+    if report_error:
+        errors.print(f"error: report not written: {report_error}", highlight=False, markup=False)
+    out.print(
+        _summary(report, None if report_error else report_path), highlight=False, markup=False, soft_wrap=True
+    )
+    return EXIT_OK if report.ok and not report_error else EXIT_FAILED
+
+
+def _progress_bar(console: Console, total: int) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=console.quiet or total < 2,
+    )
+
+
+def _write_report(report: RunReport, path: Path, inputs: list[Path]) -> str | None:
+    """Replace the report atomically; refuse to land on an input."""
+    if any(path.resolve() == p.resolve() for p in inputs):
+        return f"{path} is one of the inputs"
+    try:
+        if path.exists():
+            path.unlink()
+        publish_bytes(path, report.to_json().encode("utf-8"))
+    except (OSError, VeilError) as e:
+        return str(e)
+    return None
+
+
+def _summary(report: RunReport, report_path: Path | None) -> str:
+    done = report.count(FileStatus.ANONYMIZED)
+    failed = report.count(FileStatus.FAILED)
+    skipped = report.count(FileStatus.SKIPPED)
+    parts = [f"{done} anonymized", f"{failed} failed"]
+    if skipped:
+        parts.append(f"{skipped} skipped (not photos)")
+    line = f"veil: {', '.join(parts)}; {report.faces} faces masked"
+    if report_path is not None:
+        line += f"; report: {report_path}"
+    return ("FAILED " if failed else "") + line
+
+
+def entry_point() -> None:
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Face detections as arrays, and the box arithmetic the stages share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Detections:
+    """N faces: `boxes` as (N, 4) x1, y1, x2, y2 in pixels; `scores` as (N,)."""
+
+    boxes: FloatArray
+    scores: FloatArray
+
+    def __post_init__(self) -> None:
+        boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        if len(boxes) != len(scores):
+            raise ValueError(
+                f"Detections: expected one score per box, got {len(boxes)} boxes and {len(scores)} scores"
+            )
+        object.__setattr__(self, "boxes", boxes)
+        object.__setattr__(self, "scores", scores)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+
+    @classmethod
+    def concatenate(cls, parts: list[Detections]) -> Detections:
+        if not parts:
+            return cls.empty()
+        return cls(
+            np.concatenate([p.boxes for p in parts]),
+            np.concatenate([p.scores for p in parts]),
+        )
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def select(self, keep: npt.ArrayLike) -> Detections:
+        index = np.asarray(keep, dtype=np.intp).reshape(-1)
+        return Detections(self.boxes[index], self.scores[index])
+
+    def scaled(self, factor: float) -> Detections:
+        """Boxes multiplied by `factor` (from a resized image back to the original)."""
+        return Detections(self.boxes * np.float32(factor), self.scores)
+
+    def shifted(self, dx: float, dy: float) -> Detections:
+        """Boxes moved by (dx, dy) (from a tile back to the whole image)."""
+        offset = np.array([dx, dy, dx, dy], dtype=np.float32)
+        return Detections(self.boxes + offset, self.scores)
+
+    def clipped(self, width: int, height: int) -> Detections:
+        limits = np.array([width, height, width, height], dtype=np.float32)
+        return Detections(np.clip(self.boxes, 0, limits), self.scores)
+
+    def merged(self, iou_threshold: float = 0.3) -> Detections:
+        """One box per face: non-maximum suppression, then boxes nested inside a
+        stronger one are dropped (multi-scale passes find the same face twice)."""
+        if len(self) < 2:
+            return self
+        xywh = np.column_stack([self.boxes[:, :2], self.boxes[:, 2:] - self.boxes[:, :2]])
+        keep = cv2.dnn.NMSBoxes(
+            xywh.tolist(), self.scores.tolist(), score_threshold=0.0, nms_threshold=iou_threshold
+        )
+        kept = self.select(np.asarray(keep).reshape(-1))
+        return kept.select(_not_nested(kept.boxes, kept.scores))
+
+
+def box_areas(boxes: FloatArray) -> FloatArray:
+    sizes = np.clip(boxes[:, 2:] - boxes[:, :2], 0, None)
+    areas: FloatArray = (sizes[:, 0] * sizes[:, 1]).astype(np.float32)
+    return areas
+
+
+def _not_nested(boxes: FloatArray, scores: FloatArray, cover: float = 0.8) -> list[int]:
+    """Indices of boxes not covered (by `cover` of their area) by a higher-scoring box."""
+    order = np.argsort(-scores)
+    areas = box_areas(boxes)
+    keep: list[int] = []
+    for i in order:
+        if keep:
+            kept = boxes[keep]
+            ix1 = np.maximum(kept[:, 0], boxes[i, 0])
+            iy1 = np.maximum(kept[:, 1], boxes[i, 1])
+            ix2 = np.minimum(kept[:, 2], boxes[i, 2])
+            iy2 = np.minimum(kept[:, 3], boxes[i, 3])
+            inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+            if np.any(inter >= cover * max(float(areas[i]), 1e-6)):
+                continue
+        keep.append(int(i))
+    return sorted(keep)

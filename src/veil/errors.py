@@ -1,0 +1,55 @@
+"""veil's exceptions: one tree, so callers can catch exactly what they mean.
+
+VeilError
+├── InputError              a file veil cannot or will not read
+│   ├── UnreadableInputError    missing, a directory, no permission
+│   ├── EmptyInputError         zero bytes
+│   ├── UnsupportedFormatError  not a photo format veil handles
+│   ├── CorruptInputError       truncated or damaged data
+│   └── ImageTooLargeError      more pixels than allowed (decompression bombs)
+├── OutputError             veil refuses to write or could not write
+│   └── OutputExistsError       the output path exists already
+└── ModelError              the bundled detection model is missing or altered
+"""
+
+from __future__ import annotations
+
+
+class VeilError(Exception):
+    """Base of every error veil raises on purpose."""
+
+
+class InputError(VeilError):
+    """A file veil cannot or will not read."""
+
+
+class UnreadableInputError(InputError):
+    """The path is missing, is not a regular file, or cannot be opened."""
+
+
+class EmptyInputError(InputError):
+    """The file has no bytes."""
+
+
+class UnsupportedFormatError(InputError):
+    """The file is not in a format veil anonymizes."""
+
+
+class CorruptInputError(InputError):
+    """The file is truncated or its data is damaged."""
+
+
+class ImageTooLargeError(InputError):
+    """The image declares more pixels than veil will decode."""
+
+
+class OutputError(VeilError):
+    """An output could not be written, or writing it would destroy something."""
+
+
+class OutputExistsError(OutputError):
+    """The output path exists already; veil never overwrites."""
+
+
+class ModelError(VeilError):
+    """The bundled model file is missing or does not match its checksum."""

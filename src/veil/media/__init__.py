@@ -1,0 +1,1 @@
+"""All file I/O: decoding inputs, writing outputs, naming what metadata was found."""

@@ -1,0 +1,82 @@
+"""Option dataclasses: the one place where veil's defaults are written.
+
+Every default protects: changing one to weaken protection is an explicit
+choice that the CLI warns about.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class MaskMethod(StrEnum):
+    """How a head region is hidden. Only SOLID is irreversible."""
+
+    SOLID = "solid"
+    BLUR = "blur"
+    PIXELATE = "pixelate"
+
+    @property
+    def reversible(self) -> bool:
+        return self is not MaskMethod.SOLID
+
+
+@dataclass(frozen=True)
+class DetectionOptions:
+    """Where and how hard CenterFace looks for faces.
+
+    The image is searched at several scales: a coarse pass for large faces
+    and finer passes, up to `max_upscale`, for crowds of small faces. The
+    finest pass is limited to `max_pixels` so huge photos stay tractable.
+    """
+
+    threshold: float = 0.1
+    max_upscale: float = 2.0
+    max_pixels: int = 16_000_000
+    coarse_side: int = 640
+    tile_side: int = 1536
+    tile_overlap: int = 128
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.max_upscale < 1.0:
+            raise ValueError(f"max_upscale must be at least 1, got {self.max_upscale}")
+        if self.tile_overlap * 2 >= self.tile_side:
+            raise ValueError("tile_overlap must be less than half of tile_side")
+
+
+@dataclass(frozen=True)
+class MaskOptions:
+    """What covers each detected face.
+
+    The head, not only the face: the face box is grown by `head_scale` to take
+    in hair, ears, jaw and neck, and filled with a colour that does not depend
+    on the original pixels.
+    """
+
+    method: MaskMethod = MaskMethod.SOLID
+    head_scale: float = 1.8
+    color: tuple[int, int, int] = (96, 96, 96)
+
+    def __post_init__(self) -> None:
+        if self.head_scale < 1.0:
+            raise ValueError(f"head_scale must be at least 1, got {self.head_scale}")
+        if len(self.color) != 3 or not all(0 <= c <= 255 for c in self.color):
+            raise ValueError(f"color must be three values in 0..255, got {self.color}")
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Inputs veil refuses to decode (decompression bombs, absurd sizes)."""
+
+    max_pixels: int = 180_000_000
+    max_file_bytes: int = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class AnonymizeOptions:
+    detection: DetectionOptions = field(default_factory=DetectionOptions)
+    mask: MaskOptions = field(default_factory=MaskOptions)
+    limits: ImageLimits = field(default_factory=ImageLimits)

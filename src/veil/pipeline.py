@@ -1,0 +1,227 @@
+"""The photo pipeline: decode -> detect -> mask -> encode, one file or many.
+
+Every function returns a finished report; nothing here prints or exits.
+A file that fails leaves no output and a one-line error in its report, and
+the rest of a batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from veil.detect import CenterFaceDetector, Detector
+from veil.detections import Detections
+from veil.errors import VeilError
+from veil.masks import apply_masks
+from veil.media.image import PHOTO_SUFFIXES, read_image, write_image
+from veil.options import AnonymizeOptions
+from veil.report import FaceReport, FileReport, FileStatus, ModelInfo, RunReport
+
+log = logging.getLogger(__name__)
+
+OUTPUT_INFIX = ".veil"
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".m4v", ".avi"})
+
+Progress = Callable[[FileReport], None]
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """An anonymized array and the faces that were masked in it."""
+
+    image: npt.NDArray[np.uint8]
+    detections: Detections
+
+    @property
+    def faces(self) -> list[FaceReport]:
+        return _face_reports(self.detections)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and where its output goes."""
+
+    source: Path
+    target: Path
+
+
+def veil_version() -> str:
+    try:
+        return version("veil")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def anonymize_image(
+    image: npt.NDArray[np.uint8],
+    options: AnonymizeOptions | None = None,
+    detector: Detector | None = None,
+) -> ImageResult:
+    """Mask every face in an upright HxWx3 uint8 RGB array; returns a new array."""
+    options = options or AnonymizeOptions()
+    detector = detector or CenterFaceDetector(options.detection)
+    detections = detector.detect(image)
+    return ImageResult(apply_masks(image, detections, options.mask), detections)
+
+
+def anonymize_file(
+    source: Path | str,
+    target: Path | str | None = None,
+    options: AnonymizeOptions | None = None,
+    detector: Detector | None = None,
+) -> FileReport:
+    """Anonymize one photo into `target` (default NAME.veil.EXT beside it)."""
+    source = Path(source)
+    target = Path(target) if target is not None else default_target(source)
+    options = options or AnonymizeOptions()
+    try:
+        detector = detector or CenterFaceDetector(options.detection)
+        return _anonymize_file(source, target, options, detector)
+    except VeilError as e:
+        return _failure(source, e)
+    except Exception as e:  # fail closed on anything unforeseen, keep the batch going
+        log.exception("unexpected error on %s", source)
+        return _failure(source, e, prefix="internal error: ")
+
+
+def _anonymize_file(source: Path, target: Path, options: AnonymizeOptions, detector: Detector) -> FileReport:
+    if target.resolve() == source.resolve():
+        raise VeilError("output path is the input itself")
+    decoded = read_image(source, options.limits)
+    result = anonymize_image(decoded.pixels, options, detector)
+    alpha = decoded.alpha
+    if alpha is not None and len(result.detections):
+        alpha = _opaque_where_changed(alpha, decoded.pixels, result.image)
+    write_image(target, result.image, alpha, decoded.encoding)
+    height, width = result.image.shape[:2]
+    return FileReport(
+        input=str(source),
+        status=FileStatus.ANONYMIZED,
+        output=str(target),
+        format=decoded.encoding.format,
+        width=width,
+        height=height,
+        orientation_applied=decoded.orientation,
+        faces=result.faces,
+        metadata_removed=decoded.metadata,
+    )
+
+
+def _opaque_where_changed(
+    alpha: npt.NDArray[np.uint8], before: npt.NDArray[np.uint8], after: npt.NDArray[np.uint8]
+) -> npt.NDArray[np.uint8]:
+    """Masks must be seen: make them opaque even where the input was transparent."""
+    changed = np.any(before != after, axis=2)
+    out = alpha.copy()
+    out[changed] = 255
+    return out
+
+
+def anonymize_paths(
+    paths: Iterable[Path | str],
+    out_dir: Path | str | None = None,
+    options: AnonymizeOptions | None = None,
+    progress: Progress | None = None,
+    detector: Detector | None = None,
+) -> RunReport:
+    """Anonymize files and folders (walked recursively) and return the run's report.
+
+    With `out_dir`, each output keeps its path relative to the folder it was
+    found in (a file given directly lands at the top of `out_dir`); without,
+    it is written beside its input as NAME.veil.EXT.
+    """
+    options = options or AnonymizeOptions()
+    detector = detector or CenterFaceDetector(options.detection)
+    report = new_run_report(options, detector)
+    out = Path(out_dir) if out_dir is not None else None
+    for entry in plan_jobs([Path(p) for p in paths], out):
+        if isinstance(entry, FileReport):
+            file_report = entry
+        else:
+            file_report = anonymize_file(entry.source, entry.target, options, detector)
+        report.files.append(file_report)
+        if progress is not None:
+            progress(file_report)
+    return report
+
+
+def new_run_report(options: AnonymizeOptions, detector: Detector) -> RunReport:
+    model = detector.model
+    return RunReport(
+        veil_version=veil_version(),
+        model=ModelInfo(model.name, model.sha256, model.package, model.licence),
+        options=asdict(options),
+    )
+
+
+def plan_jobs(paths: list[Path], out_dir: Path | None) -> list[Job | FileReport]:
+    """Jobs for every photo under `paths`, in a stable order; files found in
+    folders that are not photos come back as skipped or failed reports."""
+    planned: list[Job | FileReport] = []
+    targets: set[Path] = set()
+    for path in paths:
+        for source, relative in _walk(path):
+            entry = _plan_one(source, relative, path.is_dir(), out_dir)
+            if isinstance(entry, Job):
+                key = entry.target.resolve()
+                if key in targets:
+                    clash = VeilError(f"two inputs would write the same output {entry.target}")
+                    entry = _failure(source, clash)
+                targets.add(key)
+            planned.append(entry)
+    return planned
+
+
+def _walk(path: Path) -> Iterator[tuple[Path, Path]]:
+    if not path.is_dir():
+        yield path, Path(path.name)
+        return
+    for source in sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink()):
+        yield source, source.relative_to(path)
+
+
+def _plan_one(source: Path, relative: Path, from_folder: bool, out_dir: Path | None) -> Job | FileReport:
+    suffix = source.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return _failure(source, VeilError("video is not supported yet; this file was not anonymized"))
+    if from_folder:
+        if any(part.startswith(".") for part in relative.parts):
+            return FileReport(input=str(source), status=FileStatus.SKIPPED, error="hidden file")
+        if out_dir is None and is_veil_output(source):
+            return FileReport(input=str(source), status=FileStatus.SKIPPED, error="a veil output")
+        if suffix not in PHOTO_SUFFIXES:
+            return FileReport(input=str(source), status=FileStatus.SKIPPED, error="not a photo")
+    target = out_dir / relative if out_dir is not None else default_target(source)
+    return Job(source, target)
+
+
+def default_target(source: Path) -> Path:
+    return source.with_name(f"{source.stem}{OUTPUT_INFIX}{source.suffix}")
+
+
+def is_veil_output(path: Path) -> bool:
+    return path.stem.endswith(OUTPUT_INFIX)
+
+
+def _failure(source: Path, error: Exception, prefix: str = "") -> FileReport:
+    message = str(error) or type(error).__name__
+    return FileReport(
+        input=str(source),
+        status=FileStatus.FAILED,
+        error=prefix + message.splitlines()[0],
+        error_type=type(error).__name__,
+    )
+
+
+def _face_reports(detections: Detections) -> list[FaceReport]:
+    return [
+        FaceReport(box=(round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1)), score=round(score, 3))
+        for (x1, y1, x2, y2), score in zip(detections.boxes.tolist(), detections.scores.tolist(), strict=True)
+    ]
