@@ -15,10 +15,11 @@ from veil.errors import (
     VeilError,
 )
 from veil.options import AnonymizeOptions, DetectionOptions, ImageLimits, MaskMethod, MaskOptions
-from veil.pipeline import ImageResult, anonymize_file, anonymize_image, anonymize_paths, veil_version
+from veil.pipeline import ImageResult, anonymize_file, anonymize_image, anonymize_paths
+from veil.pipeline import veil_version as _veil_version
 from veil.report import FaceReport, FileReport, FileStatus, ModelInfo, RunReport
 
-__version__ = veil_version()
+__version__ = _veil_version()
 
 __all__ = [
     "AnonymizeOptions",

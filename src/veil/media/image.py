@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pillow_heif
+import simplejpeg
 from PIL import Image, ImageCms, ImageFile, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from veil.errors import (
@@ -84,10 +85,14 @@ def read_image(path: Path, limits: ImageLimits | None = None) -> DecodedImage:
     limits = limits or ImageLimits()
     _check_file(path, limits)
     try:
+        data = path.read_bytes()
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path, formats=PHOTO_FORMATS) as image:
-                return _decode(image, limits)
+            with Image.open(io.BytesIO(data), formats=PHOTO_FORMATS) as image:
+                decoded = _decode(image, limits)
+        if decoded.encoding.format == "JPEG":
+            _check_jpeg_stream(data)
+        return decoded
     except UnidentifiedImageError as e:
         raise UnsupportedFormatError("not a photo veil can read (JPEG, PNG, WebP, TIFF, HEIC/HEIF)") from e
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -98,6 +103,17 @@ def read_image(path: Path, limits: ImageLimits | None = None) -> DecodedImage:
         raise CorruptInputError(f"damaged or truncated image data: {e}") from e
     except MemoryError as e:
         raise ImageTooLargeError("not enough memory to decode this image") from e
+
+
+def _check_jpeg_stream(data: bytes) -> None:
+    """libjpeg repairs damaged scans silently (grey blocks, smeared rows);
+    Pillow does not say so. Decode once more, strictly, to refuse them."""
+    try:
+        simplejpeg.decode_jpeg(data, colorspace="GRAY", strict=True, min_factor=8)
+    except ValueError as e:
+        if "colorspace" in str(e).lower() or "color space" in str(e).lower():
+            return  # CMYK/YCCK scans cannot be read as grey; Pillow decoded them
+        raise CorruptInputError(f"damaged JPEG data: {e}") from e
 
 
 def _check_file(path: Path, limits: ImageLimits) -> None:

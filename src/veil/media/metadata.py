@@ -26,7 +26,6 @@ _INFO_KEYS = {
     "thumbnails": "HEIF thumbnails",
     "depth_images": "HEIF depth images",
     "aux": "HEIF auxiliary images",
-    "nclx_profile": "HEIF colour profile (nclx)",
 }
 
 _SUB_IFDS = {

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from conftest import ASTRONAUT_FACE
+from veil.detect import CenterFaceDetector, detection_scales, iter_tiles
+from veil.options import DetectionOptions
+
+
+@pytest.fixture(scope="module")
+def detector() -> CenterFaceDetector:
+    return CenterFaceDetector()
+
+
+def test_finds_the_astronaut_face(detector: CenterFaceDetector, astronaut: npt.NDArray[np.uint8]) -> None:
+    found = detector.detect(astronaut)
+    assert len(found) == 1
+    assert np.allclose(found.boxes[0], ASTRONAUT_FACE, atol=6)
+    assert found.scores[0] > 0.8
+
+
+def test_finds_small_faces_in_a_crowd_of_copies(
+    detector: CenterFaceDetector, astronaut: npt.NDArray[np.uint8]
+) -> None:
+    """Twenty-four astronauts shrunk so each face is about 14 px tall."""
+    import cv2
+
+    small = cv2.resize(astronaut, (58, 58), interpolation=cv2.INTER_AREA)
+    grid = np.tile(small, (4, 6, 1))
+    found = detector.detect(grid)
+    centres = (found.boxes[:, :2] + found.boxes[:, 2:]) / 2
+    cells = {(int(cy // 58), int(cx // 58)) for cx, cy in centres}
+    assert len(cells) >= 22, f"found faces in only {len(cells)} of 24 cells"
+
+
+def test_detection_does_not_modify_the_image(
+    detector: CenterFaceDetector, astronaut: npt.NDArray[np.uint8]
+) -> None:
+    copy = astronaut.copy()
+    detector.detect(copy)
+    assert np.array_equal(copy, astronaut)
+
+
+def test_rejects_wrong_shapes(detector: CenterFaceDetector) -> None:
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        detector.detect(np.zeros((10, 10), np.uint8))
+
+
+def test_scales_go_from_enlarged_to_whole_view() -> None:
+    options = DetectionOptions()
+    assert detection_scales(416, 416, options) == [2.0, 1.0]
+    scales = detection_scales(4032, 3024, options)
+    assert scales[-1] == pytest.approx(640 / 4032)
+    assert 4032 * 3024 * scales[0] ** 2 <= options.max_pixels * 1.001
+    assert all(a / b <= 2.0 + 1e-9 for a, b in itertools.pairwise(scales))
+
+
+def test_tiles_cover_the_image_with_overlap() -> None:
+    covered = np.zeros((3000, 5000), bool)
+    tiles = list(iter_tiles(5000, 3000, 1536, 128))
+    for x, y, w, h in tiles:
+        assert w <= 1536 and h <= 1536
+        covered[y : y + h, x : x + w] = True
+    assert covered.all()
+    xs = sorted({x for x, _, _, _ in tiles})
+    widths = {x: w for x, _, w, _ in tiles}
+    assert all(xs[i] + widths[xs[i]] - xs[i + 1] >= 128 for i in range(len(xs) - 1))
