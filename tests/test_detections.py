@@ -22,3 +22,4 @@ def test_scaled_shifted_clipped() -> None:
     one = Detections(np.array([[1, 2, 3, 4]], np.float32), np.array([0.5], np.float32))
     assert one.scaled(2).shifted(10, 20).boxes.tolist() == [[12, 24, 16, 28]]
     assert one.shifted(-5, 0).clipped(100, 100).boxes.tolist() == [[0, 2, 0, 4]]
+    assert one.mirrored(10).boxes.tolist() == [[7, 2, 9, 4]]

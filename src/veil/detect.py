@@ -81,9 +81,12 @@ class CenterFaceDetector:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"detect: expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
         height, width = image.shape[:2]
-        found = [
-            self._detect_at_scale(image, scale) for scale in detection_scales(width, height, self.options)
-        ]
+        found = []
+        mirrored = np.ascontiguousarray(image[:, ::-1]) if self.options.mirror else None
+        for index, scale in enumerate(detection_scales(width, height, self.options)):
+            found.append(self._detect_at_scale(image, scale))
+            if mirrored is not None and index > 0:
+                found.append(self._detect_at_scale(mirrored, scale).mirrored(width))
         return Detections.concatenate(found).clipped(width, height).merged()
 
     def _detect_at_scale(self, image: RGBImage, scale: float) -> Detections:

@@ -57,6 +57,13 @@ class Detections:
         offset = np.array([dx, dy, dx, dy], dtype=np.float32)
         return Detections(self.boxes + offset, self.scores)
 
+    def mirrored(self, width: int) -> Detections:
+        """Boxes found in the left-right mirrored image, mapped back."""
+        boxes = self.boxes.copy()
+        boxes[:, 0] = width - self.boxes[:, 2]
+        boxes[:, 2] = width - self.boxes[:, 0]
+        return Detections(boxes, self.scores)
+
     def clipped(self, width: int, height: int) -> Detections:
         limits = np.array([width, height, width, height], dtype=np.float32)
         return Detections(np.clip(self.boxes, 0, limits), self.scores)
