@@ -222,3 +222,22 @@ def test_installed_entry_point_runs_without_traceback(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "empty file" in result.stderr
+
+
+def test_output_dir_inside_the_input_folder_is_not_walked(
+    make_photo: Callable[..., Path], tmp_path: Path
+) -> None:
+    make_photo("a.jpg")
+    inside = tmp_path / "in" / "safe"
+    assert run("anonymize", tmp_path / "in", "-o", inside, "-q") == 0
+    assert run("anonymize", tmp_path / "in", "-o", inside, "-q") == 1  # a.jpg exists: never overwritten
+    assert not (inside / "safe").exists()
+
+
+def test_video_files_in_a_folder_fail_loudly_for_now(
+    make_photo: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_photo("a.jpg")
+    (tmp_path / "in" / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    assert run("anonymize", tmp_path / "in", "-o", tmp_path / "out") == 1
+    assert "video is not supported yet" in capsys.readouterr().err

@@ -18,7 +18,7 @@ from veil.detect import CenterFaceDetector
 from veil.errors import VeilError
 from veil.media.image import publish_bytes
 from veil.options import AnonymizeOptions, DetectionOptions, MaskMethod, MaskOptions
-from veil.pipeline import anonymize_paths, plan_jobs, veil_version
+from veil.pipeline import Job, plan_jobs, run_jobs, veil_version
 from veil.report import FileReport, FileStatus, RunReport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -102,7 +102,8 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
     except VeilError as e:
         errors.print(f"veil: {type(e).__name__}: {e}", highlight=False, markup=False)
         return EXIT_FAILED
-    total = sum(1 for j in plan_jobs(list(args.paths), args.output) if not isinstance(j, FileReport))
+    planned = plan_jobs(list(args.paths), args.output)
+    total = sum(1 for entry in planned if not _is_skip(entry))
 
     def show(file: FileReport) -> None:
         if file.status is FileStatus.FAILED:
@@ -113,10 +114,10 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
 
         def step(file: FileReport) -> None:
             show(file)
-            if file.status is not FileStatus.SKIPPED or file.output:
+            if file.status is not FileStatus.SKIPPED:
                 bar.advance(task)
 
-        report = anonymize_paths(args.paths, args.output, options, progress=step, detector=detector)
+        report = run_jobs(planned, options, progress=step, detector=detector)
     report.warnings.extend(warnings)
     report_error = _write_report(report, report_path, [Path(p) for p in args.paths])
     if report_error:
@@ -125,6 +126,10 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
         _summary(report, None if report_error else report_path), highlight=False, markup=False, soft_wrap=True
     )
     return EXIT_OK if report.ok and not report_error else EXIT_FAILED
+
+
+def _is_skip(entry: Job | FileReport) -> bool:
+    return isinstance(entry, FileReport) and entry.status is FileStatus.SKIPPED
 
 
 def _progress_bar(console: Console, total: int) -> Progress:

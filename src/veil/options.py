@@ -74,7 +74,7 @@ class MaskOptions:
 class ImageLimits:
     """Inputs veil refuses to decode (decompression bombs, absurd sizes)."""
 
-    max_pixels: int = 180_000_000
+    max_pixels: int = 178_000_000  # Pillow itself refuses beyond 2 x 89.5 MP
     max_file_bytes: int = 1_000_000_000
 
 

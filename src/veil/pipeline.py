@@ -8,6 +8,7 @@ the rest of a batch goes on.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -137,11 +138,21 @@ def anonymize_paths(
     found in (a file given directly lands at the top of `out_dir`); without,
     it is written beside its input as NAME.veil.EXT.
     """
+    out = Path(out_dir) if out_dir is not None else None
+    return run_jobs(plan_jobs([Path(p) for p in paths], out), options, progress, detector)
+
+
+def run_jobs(
+    planned: list[Job | FileReport],
+    options: AnonymizeOptions | None = None,
+    progress: Progress | None = None,
+    detector: Detector | None = None,
+) -> RunReport:
+    """Carry out planned jobs in order; planned reports (skips) pass straight through."""
     options = options or AnonymizeOptions()
     detector = detector or CenterFaceDetector(options.detection)
     report = new_run_report(options, detector)
-    out = Path(out_dir) if out_dir is not None else None
-    for entry in plan_jobs([Path(p) for p in paths], out):
+    for entry in planned:
         if isinstance(entry, FileReport):
             file_report = entry
         else:
@@ -167,7 +178,7 @@ def plan_jobs(paths: list[Path], out_dir: Path | None) -> list[Job | FileReport]
     planned: list[Job | FileReport] = []
     targets: set[Path] = set()
     for path in paths:
-        for source, relative in _walk(path):
+        for source, relative in _walk(path, skip=out_dir):
             entry = _plan_one(source, relative, path.is_dir(), out_dir)
             if isinstance(entry, Job):
                 key = entry.target.resolve()
@@ -179,11 +190,21 @@ def plan_jobs(paths: list[Path], out_dir: Path | None) -> list[Job | FileReport]
     return planned
 
 
-def _walk(path: Path) -> Iterator[tuple[Path, Path]]:
+def _walk(path: Path, skip: Path | None) -> Iterator[tuple[Path, Path]]:
+    """Files under `path` (itself, if a file) with their paths relative to it,
+    sorted, without following links to folders or entering `skip` (an output
+    folder inside an input folder: earlier results are not inputs)."""
     if not path.is_dir():
         yield path, Path(path.name)
         return
-    for source in sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink()):
+    skipped = skip.resolve() if skip is not None else None
+    found: list[Path] = []
+    for folder, subfolders, files in os.walk(path):
+        if folder != str(path) and Path(folder).resolve() == skipped:
+            subfolders.clear()
+            continue
+        found.extend(Path(folder) / name for name in files)
+    for source in sorted(found):
         yield source, source.relative_to(path)
 
 

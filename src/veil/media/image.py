@@ -87,7 +87,8 @@ def read_image(path: Path, limits: ImageLimits | None = None) -> DecodedImage:
     try:
         data = path.read_bytes()
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow warns from 89 MP and refuses from 179 MP; veil's own limit decides.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=PHOTO_FORMATS) as image:
                 decoded = _decode(image, limits)
         if decoded.encoding.format == "JPEG":
@@ -95,7 +96,7 @@ def read_image(path: Path, limits: ImageLimits | None = None) -> DecodedImage:
         return decoded
     except UnidentifiedImageError as e:
         raise UnsupportedFormatError("not a photo veil can read (JPEG, PNG, WebP, TIFF, HEIC/HEIF)") from e
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except Image.DecompressionBombError as e:
         raise ImageTooLargeError(f"image too large to decode safely: {e}") from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         if isinstance(e, FileNotFoundError | PermissionError | IsADirectoryError):
