@@ -2,7 +2,7 @@
 photo, stored sideways as a phone would (EXIF orientation 6), with GPS, a camera
 serial number and an embedded thumbnail: everything veil must remove.
 
-    python samples/make_sample.py
+    python scripts/make_sample.py
 """
 
 import io
@@ -36,4 +36,4 @@ exif = piexif.dump(
     }
 )
 sideways = Image.fromarray(np.rot90(np.asarray(upright), k=1))  # orientation 6 turns it back
-sideways.save(Path(__file__).with_name("astronaut-phone.jpg"), "JPEG", quality=88, exif=exif)
+sideways.save(Path(__file__).parents[1] / "samples" / "astronaut-phone.jpg", "JPEG", quality=88, exif=exif)
