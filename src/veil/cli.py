@@ -21,7 +21,7 @@ from veil.options import AnonymizeOptions, DetectionOptions, MaskMethod, MaskOpt
 from veil.pipeline import Job, plan_jobs, run_jobs, veil_version
 from veil.report import FileReport, FileStatus, RunReport
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 REPORT_NAME = "veil-report.json"
 
 REVERSIBLE_WARNING = (
@@ -80,7 +80,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except ValueError as e:
         parser.error(str(e))
-    return run_anonymize(args, options)
+    try:
+        return run_anonymize(args, options)
+    except KeyboardInterrupt:
+        Console(stderr=True).print(
+            "veil: interrupted; files already written are complete, the rest were not anonymized",
+            highlight=False,
+            markup=False,
+        )
+        return EXIT_INTERRUPTED
 
 
 def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
