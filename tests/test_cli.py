@@ -241,3 +241,11 @@ def test_video_files_in_a_folder_fail_loudly_for_now(
     (tmp_path / "in" / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
     assert run("anonymize", tmp_path / "in", "-o", tmp_path / "out") == 1
     assert "video is not supported yet" in capsys.readouterr().err
+
+
+def test_report_is_replaced_by_the_next_run(tagged_jpeg: Path, tmp_path: Path) -> None:
+    report = tmp_path / "runs" / "report.json"
+    assert run("anonymize", tagged_jpeg, "-o", tmp_path / "one", "--report", report, "-q") == 0
+    assert run("anonymize", tagged_jpeg, "-o", tmp_path / "two", "--report", report, "-q") == 0
+    assert json.loads(report.read_text())["files"][0]["output"] == str(tmp_path / "two" / "protest.jpg")
+    assert sorted(p.name for p in report.parent.iterdir()) == ["report.json"]

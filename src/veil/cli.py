@@ -153,13 +153,11 @@ def _progress_bar(console: Console, total: int) -> Progress:
 
 
 def _write_report(report: RunReport, path: Path, inputs: list[Path]) -> str | None:
-    """Replace the report atomically; refuse to land on an input."""
+    """Write (or atomically replace) the report; refuse to land on an input."""
     if any(path.resolve() == p.resolve() for p in inputs):
         return f"{path} is one of the inputs"
     try:
-        if path.exists():
-            path.unlink()
-        publish_bytes(path, report.to_json().encode("utf-8"))
+        publish_bytes(path, report.to_json().encode("utf-8"), replace=True)
     except (OSError, VeilError) as e:
         return str(e)
     return None
@@ -171,7 +169,7 @@ def _summary(report: RunReport, report_path: Path | None) -> str:
     skipped = report.count(FileStatus.SKIPPED)
     parts = [f"{done} anonymized", f"{failed} failed"]
     if skipped:
-        parts.append(f"{skipped} skipped (not photos)")
+        parts.append(f"{skipped} skipped")
     line = f"veil: {', '.join(parts)}; {report.faces} faces masked"
     if report_path is not None:
         line += f"; report: {report_path}"

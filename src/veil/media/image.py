@@ -279,11 +279,12 @@ def _encode(image: Image.Image, encoding: Encoding) -> bytes:
     return buffer.getvalue()
 
 
-def publish_bytes(path: Path, data: bytes) -> None:
+def publish_bytes(path: Path, data: bytes, replace: bool = False) -> None:
     """Atomically create `path` holding `data`: written to a temporary file in
-    the same folder, then linked into place, which fails if `path` exists."""
+    the same folder, then linked into place, which fails if `path` exists.
+    With `replace` (reports, never photos), an existing file is swapped out."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() or path.is_symlink():
+    if not replace and (path.exists() or path.is_symlink()):
         raise OutputExistsError(f"output exists, not overwriting: {path}")
     fd, temporary = tempfile.mkstemp(prefix=".veil-", suffix=".part", dir=path.parent)
     try:
@@ -291,6 +292,9 @@ def publish_bytes(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        if replace:
+            os.replace(temporary, path)
+            return
         try:
             os.link(temporary, path)
         except FileExistsError as e:
