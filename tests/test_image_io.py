@@ -14,7 +14,8 @@ from PIL import Image, ImageCms
 
 from conftest import XMP, identifying_exif
 from veil.errors import OutputExistsError, UnsupportedFormatError
-from veil.media.image import Encoding, publish_bytes, read_image, write_image
+from veil.media.files import publish_bytes
+from veil.media.image import Encoding, read_image, write_image
 from veil.media.metadata import metadata_names
 from veil.pipeline import anonymize_file
 

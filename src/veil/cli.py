@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from veil.detect import CenterFaceDetector
 from veil.errors import VeilError
-from veil.media.image import publish_bytes
+from veil.media.files import publish_bytes
 from veil.options import AnonymizeOptions, DetectionOptions, MaskMethod, MaskOptions
 from veil.pipeline import Job, plan_jobs, run_jobs, veil_version
 from veil.report import FileReport, FileStatus, RunReport

@@ -3,16 +3,12 @@
 Reading applies the EXIF orientation (phones store pixels sideways), converts
 colour to sRGB and refuses anything veil cannot decode completely. Writing
 builds a fresh file from the array alone, so no metadata can survive, and
-lands it atomically: a temporary file beside the target, then a link that
-fails rather than replace an existing file.
+lands it atomically (see files.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +21,12 @@ from PIL import Image, ImageCms, ImageFile, ImageOps, JpegImagePlugin, Unidentif
 
 from veil.errors import (
     CorruptInputError,
-    EmptyInputError,
     ImageTooLargeError,
     OutputError,
-    OutputExistsError,
     UnreadableInputError,
     UnsupportedFormatError,
 )
+from veil.media.files import check_input_file, publish_bytes
 from veil.media.metadata import metadata_names
 from veil.options import ImageLimits
 
@@ -83,7 +78,7 @@ class DecodedImage:
 def read_image(path: Path, limits: ImageLimits | None = None) -> DecodedImage:
     """Decode a photo completely, or raise an InputError saying why not."""
     limits = limits or ImageLimits()
-    _check_file(path, limits)
+    check_input_file(path, limits.max_file_bytes)
     try:
         data = path.read_bytes()
         with warnings.catch_warnings():
@@ -115,23 +110,6 @@ def _check_jpeg_stream(data: bytes) -> None:
         if "colorspace" in str(e).lower() or "color space" in str(e).lower():
             return  # CMYK/YCCK scans cannot be read as grey; Pillow decoded them
         raise CorruptInputError(f"damaged JPEG data: {e}") from e
-
-
-def _check_file(path: Path, limits: ImageLimits) -> None:
-    try:
-        stat = path.stat()
-    except FileNotFoundError as e:
-        raise UnreadableInputError("no such file") from e
-    except OSError as e:
-        raise UnreadableInputError(f"cannot read file: {e.strerror or e}") from e
-    if not path.is_file():
-        raise UnreadableInputError("not a regular file")
-    if not os.access(path, os.R_OK):
-        raise UnreadableInputError("permission denied")
-    if stat.st_size == 0:
-        raise EmptyInputError("empty file (0 bytes)")
-    if stat.st_size > limits.max_file_bytes:
-        raise ImageTooLargeError(f"file is larger than {limits.max_file_bytes} bytes")
 
 
 def _decode(image: Image.Image, limits: ImageLimits) -> DecodedImage:
@@ -277,35 +255,3 @@ def _encode(image: Image.Image, encoding: Encoding) -> bytes:
     else:
         raise OutputError(f"cannot write format {fmt}")
     return buffer.getvalue()
-
-
-def publish_bytes(path: Path, data: bytes, replace: bool = False) -> None:
-    """Atomically create `path` holding `data`: written to a temporary file in
-    the same folder, then linked into place, which fails if `path` exists.
-    With `replace` (reports, never photos), an existing file is swapped out."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not replace and (path.exists() or path.is_symlink()):
-        raise OutputExistsError(f"output exists, not overwriting: {path}")
-    fd, temporary = tempfile.mkstemp(prefix=".veil-", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if replace:
-            os.replace(temporary, path)
-            return
-        try:
-            os.link(temporary, path)
-        except FileExistsError as e:
-            raise OutputExistsError(f"output exists, not overwriting: {path}") from e
-        except OSError:
-            # Filesystems without hard links: the existence check above has to do.
-            if path.exists():
-                raise OutputExistsError(f"output exists, not overwriting: {path}") from None
-            os.replace(temporary, path)
-    except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from e
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
