@@ -13,9 +13,10 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from conftest import ASTRONAUT_FACE, XMP, identifying_exif, png_header_only, sha256, stored_sideways
 from veil.cli import main
 from veil.options import MaskOptions
+
+from conftest import ASTRONAUT_FACE, XMP, identifying_exif, png_header_only, sha256, stored_sideways
 
 MASK = np.array(MaskOptions().color, dtype=np.int16)
 
@@ -234,13 +235,15 @@ def test_output_dir_inside_the_input_folder_is_not_walked(
     assert not (inside / "safe").exists()
 
 
-def test_video_files_in_a_folder_fail_loudly_for_now(
+def test_a_broken_video_in_a_folder_fails_and_the_photos_go_on(
     make_photo: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     make_photo("a.jpg")
     (tmp_path / "in" / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
     assert run("anonymize", tmp_path / "in", "-o", tmp_path / "out") == 1
-    assert "video is not supported yet" in capsys.readouterr().err
+    assert "clip.mp4: not a readable video" in capsys.readouterr().err
+    assert face_is_masked(tmp_path / "out" / "a.jpg")
+    assert not (tmp_path / "out" / "clip.mp4").exists()
 
 
 def test_report_is_replaced_by_the_next_run(tagged_jpeg: Path, tmp_path: Path) -> None:

@@ -6,9 +6,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from conftest import ASTRONAUT_FACE
 from veil.detect import CenterFaceDetector, detection_scales, iter_tiles
 from veil.options import DetectionOptions
+
+from conftest import ASTRONAUT_FACE
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from veil.detect import CenterFaceDetector
 from veil.errors import VeilError
 from veil.media.files import publish_bytes
-from veil.options import AnonymizeOptions, DetectionOptions, MaskMethod, MaskOptions
-from veil.pipeline import Job, plan_jobs, run_jobs, veil_version
+from veil.options import AnonymizeOptions, AudioMode, DetectionOptions, MaskMethod, MaskOptions, VideoOptions
+from veil.pipeline import Job, is_video, plan_jobs, run_jobs, veil_version
 from veil.report import FileReport, FileStatus, RunReport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -54,10 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"JSON report path (default: OUTDIR/{REPORT_NAME}, or ./{REPORT_NAME} without -o)",
     )  # fmt: skip
     anonymize.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    mask, detection = MaskOptions(), DetectionOptions()
+    mask, detection, video = MaskOptions(), DetectionOptions(), VideoOptions()
     anonymize.add_argument(
         "--method", choices=[m.value for m in MaskMethod], default=mask.method.value,
         help="solid (default, irreversible); blur and pixelate are reversible and warned about",
+    )  # fmt: skip
+    anonymize.add_argument(
+        "--audio", choices=[m.value for m in AudioMode], default=video.audio.value,
+        help="video sound: keep (default; copied where the container allows), "
+        "mute (a silent track of the same length) or drop",
     )  # fmt: skip
     anonymize.add_argument(
         "--threshold", type=float, default=detection.threshold,
@@ -77,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = AnonymizeOptions(
             detection=DetectionOptions(threshold=args.threshold),
             mask=MaskOptions(method=MaskMethod(args.method), head_scale=args.head_scale),
+            video=VideoOptions(audio=AudioMode(args.audio)),
         )
     except ValueError as e:
         parser.error(str(e))
@@ -117,15 +130,21 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
         if file.status is FileStatus.FAILED:
             errors.print(f"error: {file.input}: {file.error}", highlight=False, markup=False, soft_wrap=True)
 
-    with _progress_bar(out, total) as bar:
-        task = bar.add_task("anonymizing", total=total)
+    videos = sum(1 for entry in planned if isinstance(entry, Job) and is_video(entry.source))
+    with _progress_bar(out, total, videos) as bar:
+        task = bar.add_task("files", total=total)
+        frames = bar.add_task("frames", total=None, visible=False)
 
         def step(file: FileReport) -> None:
             show(file)
+            bar.update(frames, visible=False, completed=0)
             if file.status is not FileStatus.SKIPPED:
                 bar.advance(task)
 
-        report = run_jobs(planned, options, progress=step, detector=detector)
+        def frame_step(done: int, expected: int) -> None:
+            bar.update(frames, visible=True, completed=done, total=expected or None)
+
+        report = run_jobs(planned, options, progress=step, detector=detector, on_frame=frame_step)
     report.warnings.extend(warnings)
     report_error = _write_report(report, report_path, [Path(p) for p in args.paths])
     if report_error:
@@ -140,15 +159,17 @@ def _is_skip(entry: Job | FileReport) -> bool:
     return isinstance(entry, FileReport) and entry.status is FileStatus.SKIPPED
 
 
-def _progress_bar(console: Console, total: int) -> Progress:
+def _progress_bar(console: Console, total: int, videos: int) -> Progress:
+    """Files done, and for a video its frames, speed and time left."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TaskProgressColumn(show_speed=True),
         TimeRemainingColumn(),
         console=console,
         transient=True,
-        disable=console.quiet or total < 2,
+        disable=console.quiet or (total < 2 and videos == 0),
     )
 
 
@@ -170,6 +191,9 @@ def _summary(report: RunReport, report_path: Path | None) -> str:
     parts = [f"{done} anonymized", f"{failed} failed"]
     if skipped:
         parts.append(f"{skipped} skipped")
+    videos = [f.video for f in report.files if f.video is not None]
+    if videos:
+        parts.append(f"{sum(v.frames for v in videos)} video frames")
     line = f"veil: {', '.join(parts)}; {report.faces} faces masked"
     if report_path is not None:
         line += f"; report: {report_path}"

@@ -78,8 +78,51 @@ class ImageLimits:
     max_file_bytes: int = 1_000_000_000
 
 
+class AudioMode(StrEnum):
+    """What happens to a video's sound: kept (copied where the container
+    allows), muted (a silent track of the same length), or dropped."""
+
+    KEEP = "keep"
+    MUTE = "mute"
+    DROP = "drop"
+
+
+@dataclass(frozen=True)
+class TrackingOptions:
+    """How faces are followed across video frames, in frames.
+
+    A track that loses its face for up to `max_gap` frames is masked at the
+    interpolated position in between; every track is also masked `extend`
+    frames before its first and after its last detection. A scene cut (mean
+    change of a small grey thumbnail above `cut_threshold`, 0-255) ends
+    every track, so nothing is interpolated or extended across it.
+    """
+
+    max_gap: int = 12
+    extend: int = 6
+    match_distance: float = 1.0
+    cut_threshold: float = 40.0
+
+    def __post_init__(self) -> None:
+        if self.max_gap < 0 or self.extend < 0:
+            raise ValueError("max_gap and extend must not be negative")
+
+    @property
+    def delay(self) -> int:
+        """Frames a frame must wait before its masks are final."""
+        return max(self.max_gap, self.extend)
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    audio: AudioMode = AudioMode.KEEP
+    tracking: TrackingOptions = field(default_factory=TrackingOptions)
+    crf: int = 20  # x264 constant rate factor: visually close to typical camera output
+
+
 @dataclass(frozen=True)
 class AnonymizeOptions:
     detection: DetectionOptions = field(default_factory=DetectionOptions)
     mask: MaskOptions = field(default_factory=MaskOptions)
     limits: ImageLimits = field(default_factory=ImageLimits)
+    video: VideoOptions = field(default_factory=VideoOptions)

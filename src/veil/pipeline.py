@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -21,16 +22,20 @@ from veil.detect import CenterFaceDetector, Detector
 from veil.detections import Detections
 from veil.errors import VeilError
 from veil.masks import apply_masks
+from veil.media.files import atomic_output, check_input_file
 from veil.media.image import PHOTO_SUFFIXES, read_image, write_image
+from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSink, VideoSource
 from veil.options import AnonymizeOptions
-from veil.report import FaceReport, FileReport, FileStatus, ModelInfo, RunReport
+from veil.report import FaceReport, FileReport, FileStatus, ModelInfo, RunReport, VideoReport
+from veil.track import FaceTracker, is_scene_cut, thumbnail
 
 log = logging.getLogger(__name__)
 
 OUTPUT_INFIX = ".veil"
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".m4v", ".avi"})
 
 Progress = Callable[[FileReport], None]
+FrameProgress = Callable[[int, int], None]  # frames done, frames expected (0: unknown)
+MAX_VIDEO_BYTES = 1 << 40
 
 
 @dataclass(frozen=True)
@@ -77,24 +82,27 @@ def anonymize_file(
     target: Path | str | None = None,
     options: AnonymizeOptions | None = None,
     detector: Detector | None = None,
+    on_frame: FrameProgress | None = None,
 ) -> FileReport:
-    """Anonymize one photo into `target` (default NAME.veil.EXT beside it)."""
+    """Anonymize one photo or video into `target` (default NAME.veil.EXT beside it)."""
     source = Path(source)
     target = Path(target) if target is not None else default_target(source)
     options = options or AnonymizeOptions()
     try:
         detector = detector or CenterFaceDetector(options.detection)
-        return _anonymize_file(source, target, options, detector)
+        if target.resolve() == source.resolve():
+            raise VeilError("output path is the input itself")
+        if is_video(source):
+            return _anonymize_video(source, target, options, detector, on_frame)
+        return _anonymize_photo(source, target, options, detector)
     except VeilError as e:
         return _failure(source, e)
     except Exception as e:  # fail closed on anything unforeseen, keep the batch going
-        log.exception("unexpected error on %s", source)
+        log.debug("unexpected error on %s", source, exc_info=True)
         return _failure(source, e, prefix="internal error: ")
 
 
-def _anonymize_file(source: Path, target: Path, options: AnonymizeOptions, detector: Detector) -> FileReport:
-    if target.resolve() == source.resolve():
-        raise VeilError("output path is the input itself")
+def _anonymize_photo(source: Path, target: Path, options: AnonymizeOptions, detector: Detector) -> FileReport:
     decoded = read_image(source, options.limits)
     result = anonymize_image(decoded.pixels, options, detector)
     alpha = decoded.alpha
@@ -115,6 +123,92 @@ def _anonymize_file(source: Path, target: Path, options: AnonymizeOptions, detec
     )
 
 
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_FORMATS
+
+
+def _anonymize_video(
+    source: Path,
+    target: Path,
+    options: AnonymizeOptions,
+    detector: Detector,
+    on_frame: FrameProgress | None,
+) -> FileReport:
+    """Stream a clip through detect -> track -> mask -> encode; fail closed."""
+    check_input_file(source, MAX_VIDEO_BYTES)
+    container_format = VIDEO_FORMATS[target.suffix.lower()]
+    with VideoSource(source) as video, atomic_output(target) as temporary:
+        probe = video.probe
+        sink = VideoSink(
+            temporary, container_format, probe, video.audio_stream, options.video.audio, options.video.crf
+        )
+        try:
+            tracker, faces_per_frame = _stream_frames(video, sink, options, detector, on_frame)
+            sink.close()
+        except BaseException:
+            sink.abort()
+            raise
+        frames, audio, duration = sink.frames, sink.audio_outcome, sink.duration
+    tracking = tracker.summary()
+    return FileReport(
+        input=str(source),
+        status=FileStatus.ANONYMIZED,
+        output=str(target),
+        format=container_format,
+        width=probe.width,
+        height=probe.height,
+        metadata_removed=probe.metadata,
+        video=VideoReport(
+            frames=frames,
+            duration_s=round(float(duration), 6),
+            time_base=str(probe.time_base),
+            audio=audio,
+            rotation_baked=probe.rotation,
+            tracks=tracking.tracks,
+            frames_filled_by_tracking=tracking.frames_filled,
+            faces_per_frame=faces_per_frame,
+        ),
+    )
+
+
+def _stream_frames(
+    video: VideoSource,
+    sink: VideoSink,
+    options: AnonymizeOptions,
+    detector: Detector,
+    on_frame: FrameProgress | None,
+) -> tuple[FaceTracker, list[int]]:
+    """Frames wait in `pending` until tracking has seen enough later frames
+    to know every box they need; memory holds only that many frames."""
+    tracker = FaceTracker(options.video.tracking)
+    pending: deque[VideoFrameIn] = deque()
+    faces_per_frame: list[int] = []
+    previous = None
+
+    def emit(frame: VideoFrameIn) -> None:
+        boxes = tracker.boxes_for(frame.index)
+        faces_per_frame.append(int(np.count_nonzero(boxes.scores > 0)))
+        sink.write_frame(apply_masks(frame.pixels, boxes, options.mask), frame.pts)
+        if on_frame is not None:
+            on_frame(sink.frames, video.probe.frames)
+
+    for item in video.iter_media():
+        if not isinstance(item, VideoFrameIn):
+            sink.write_audio(item)
+            continue
+        current = thumbnail(item.pixels)
+        cut = is_scene_cut(previous, current, options.video.tracking.cut_threshold)
+        previous = current
+        tracker.push(item.index, detector.detect(item.pixels), scene_cut=cut)
+        pending.append(item)
+        while pending and tracker.is_final(pending[0].index):
+            emit(pending.popleft())
+    tracker.finish()
+    while pending:
+        emit(pending.popleft())
+    return tracker, faces_per_frame
+
+
 def _opaque_where_changed(
     alpha: npt.NDArray[np.uint8], before: npt.NDArray[np.uint8], after: npt.NDArray[np.uint8]
 ) -> npt.NDArray[np.uint8]:
@@ -131,6 +225,7 @@ def anonymize_paths(
     options: AnonymizeOptions | None = None,
     progress: Progress | None = None,
     detector: Detector | None = None,
+    on_frame: FrameProgress | None = None,
 ) -> RunReport:
     """Anonymize files and folders (walked recursively) and return the run's report.
 
@@ -139,7 +234,7 @@ def anonymize_paths(
     it is written beside its input as NAME.veil.EXT.
     """
     out = Path(out_dir) if out_dir is not None else None
-    return run_jobs(plan_jobs([Path(p) for p in paths], out), options, progress, detector)
+    return run_jobs(plan_jobs([Path(p) for p in paths], out), options, progress, detector, on_frame)
 
 
 def run_jobs(
@@ -147,6 +242,7 @@ def run_jobs(
     options: AnonymizeOptions | None = None,
     progress: Progress | None = None,
     detector: Detector | None = None,
+    on_frame: FrameProgress | None = None,
 ) -> RunReport:
     """Carry out planned jobs in order; planned reports (skips) pass straight through."""
     options = options or AnonymizeOptions()
@@ -156,7 +252,7 @@ def run_jobs(
         if isinstance(entry, FileReport):
             file_report = entry
         else:
-            file_report = anonymize_file(entry.source, entry.target, options, detector)
+            file_report = anonymize_file(entry.source, entry.target, options, detector, on_frame)
         report.files.append(file_report)
         if progress is not None:
             progress(file_report)
@@ -210,14 +306,12 @@ def _walk(path: Path, skip: Path | None) -> Iterator[tuple[Path, Path]]:
 
 def _plan_one(source: Path, relative: Path, from_folder: bool, out_dir: Path | None) -> Job | FileReport:
     suffix = source.suffix.lower()
-    if suffix in VIDEO_SUFFIXES:
-        return _failure(source, VeilError("video is not supported yet; this file was not anonymized"))
     if from_folder:
         if any(part.startswith(".") for part in relative.parts):
             return FileReport(input=str(source), status=FileStatus.SKIPPED, error="hidden file")
         if out_dir is None and is_veil_output(source):
             return FileReport(input=str(source), status=FileStatus.SKIPPED, error="a veil output")
-        if suffix not in PHOTO_SUFFIXES:
+        if suffix not in PHOTO_SUFFIXES and suffix not in VIDEO_FORMATS:
             return FileReport(input=str(source), status=FileStatus.SKIPPED, error="not a photo")
     target = out_dir / relative if out_dir is not None else default_target(source)
     return Job(source, target)

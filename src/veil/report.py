@@ -24,6 +24,24 @@ class FaceReport:
 
 
 @dataclass(frozen=True)
+class VideoReport:
+    """What happened to a video: frames, timing, sound and tracking."""
+
+    frames: int
+    duration_s: float
+    time_base: str
+    audio: str  # "kept", "re-encoded", "muted", "dropped" or "none"
+    rotation_baked: int
+    tracks: int
+    frames_filled_by_tracking: int
+    faces_per_frame: list[int] = field(default_factory=list)
+
+    @property
+    def faces(self) -> int:
+        return sum(self.faces_per_frame)
+
+
+@dataclass(frozen=True)
 class FileReport:
     input: str
     status: FileStatus
@@ -36,6 +54,11 @@ class FileReport:
     metadata_removed: list[str] = field(default_factory=list)
     error: str | None = None
     error_type: str | None = None
+    video: VideoReport | None = None
+
+    @property
+    def faces_masked(self) -> int:
+        return self.video.faces if self.video is not None else len(self.faces)
 
     @property
     def ok(self) -> bool:
@@ -63,7 +86,7 @@ class RunReport:
 
     @property
     def faces(self) -> int:
-        return sum(len(f.faces) for f in self.files)
+        return sum(f.faces_masked for f in self.files)
 
     @property
     def ok(self) -> bool:
@@ -100,6 +123,8 @@ def _file_from_dict(data: dict[str, Any]) -> FileReport:
     fields = dict(data)
     fields["status"] = FileStatus(fields["status"])
     fields["faces"] = [FaceReport(tuple(f["box"]), f["score"]) for f in fields.get("faces", [])]
+    if fields.get("video") is not None:
+        fields["video"] = VideoReport(**fields["video"])
     return FileReport(**fields)
 
 

@@ -1,0 +1,345 @@
+"""Decode video frame by frame, and write a new file from masked frames.
+
+Memory stays bounded: frames stream through. Timing is kept exactly: each
+output frame carries its input frame's PTS in the input stream's time base
+(variable frame rate included), and the frame count is checked. Display
+rotation is baked into the pixels, so players show the same picture without
+a rotation tag. The output container is new: no container or stream tags,
+chapters, subtitles or data streams (GPS tracks) are copied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+import numpy.typing as npt
+
+from veil.errors import CorruptInputError, OutputError, UnreadableInputError, UnsupportedFormatError
+from veil.options import AudioMode
+
+# Output container by file suffix; video codec by container.
+VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
+_VP9_CONTAINERS = {"webm"}
+# Audio codecs each container takes as they are; others are re-encoded.
+_AUDIO_COPY = {
+    "mp4": {"aac", "mp3", "opus", "ac3", "eac3", "alac", "flac"},
+    "mov": {"aac", "mp3", "alac", "ac3", "pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_f32le"},
+    "webm": {"opus", "vorbis"},
+}
+# Stream tags that describe structure, not the recording.
+_NEUTRAL_TAGS = {"language", "handler_name", "vendor_id", "major_brand", "minor_version", "compatible_brands"}
+
+
+@dataclass(frozen=True)
+class VideoFrameIn:
+    index: int
+    pts: int
+    pixels: npt.NDArray[np.uint8]  # upright RGB
+
+
+@dataclass(frozen=True)
+class VideoProbe:
+    width: int  # upright
+    height: int
+    frames: int  # as declared by the container; 0 when it does not say
+    time_base: Fraction
+    rate: Fraction
+    rotation: int  # degrees turned to make it upright
+    video_codec: str
+    audio_codec: str | None
+    metadata: list[str]
+
+
+class VideoSource:
+    """An opened input video: probe it, then iterate frames and audio packets."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self._container = av.open(str(path), mode="r", metadata_errors="ignore")
+        except av.error.FileNotFoundError as e:
+            raise UnreadableInputError("no such file") from e
+        except (av.error.InvalidDataError, av.error.EOFError) as e:
+            raise CorruptInputError(f"not a readable video (truncated or damaged?): {e}") from e
+        except av.FFmpegError as e:
+            raise UnsupportedFormatError(f"cannot open as video: {e}") from e
+        if not self._container.streams.video:
+            self._container.close()
+            raise UnsupportedFormatError("no video stream")
+        self._video = self._container.streams.video[0]
+        self._video.thread_type = "AUTO"
+        audio = self._container.streams.audio
+        self.audio_stream = audio[0] if audio else None
+        self.probe = self._probe()
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._container.close()
+
+    def _probe(self) -> VideoProbe:
+        video = self._video
+        codec = video.codec_context
+        if codec.width <= 0 or codec.height <= 0:
+            raise CorruptInputError("video stream has no frame size")
+        rotation = _first_rotation(self._container, video)
+        self._container.seek(0) if rotation is None else None
+        turns = round((rotation or 0) / 90) % 4
+        width, height = (codec.height, codec.width) if turns % 2 else (codec.width, codec.height)
+        return VideoProbe(
+            width=width,
+            height=height,
+            frames=video.frames or 0,
+            time_base=video.time_base or Fraction(1, 90000),
+            rate=Fraction(video.average_rate or video.guessed_rate or 30),
+            rotation=turns * 90,
+            video_codec=codec.name,
+            audio_codec=self.audio_stream.codec_context.name if self.audio_stream else None,
+            metadata=self._metadata_names(),
+        )
+
+    def _metadata_names(self) -> list[str]:
+        names = {f"container:{key}" for key in self._container.metadata if key not in _NEUTRAL_TAGS}
+        for stream in self._container.streams:
+            names.update(f"{stream.type}:{key}" for key in stream.metadata if key not in _NEUTRAL_TAGS)
+            if stream.type not in ("video", "audio"):
+                names.add(f"{stream.type} stream (not copied)")
+        if getattr(self._container, "chapters", None) and self._container.chapters():
+            names.add("chapters (not copied)")
+        return sorted(names)
+
+    def iter_media(self) -> Iterator[VideoFrameIn | av.Packet]:
+        """Upright frames of the first video stream, and packets of the first
+        audio stream, in file order. Damaged data raises CorruptInputError."""
+        streams = [self._video] + ([self.audio_stream] if self.audio_stream else [])
+        turns = self.probe.rotation // 90
+        index = 0
+        first_pts = last_pts = None
+        try:
+            for packet in self._container.demux(streams):
+                if packet.stream is not self._video:
+                    if packet.dts is not None:
+                        yield packet
+                    continue
+                for frame in packet.decode():
+                    if getattr(frame, "is_corrupt", False):
+                        raise CorruptInputError(f"damaged video data at frame {index}")
+                    pts = _frame_pts(frame.pts, last_pts, self.probe)
+                    pixels = frame.to_ndarray(format="rgb24")
+                    if turns:
+                        pixels = np.ascontiguousarray(np.rot90(pixels, k=turns))
+                    yield VideoFrameIn(index, pts, pixels)
+                    index += 1
+                    last_pts = pts
+                    first_pts = pts if first_pts is None else first_pts
+        except av.FFmpegError as e:
+            raise CorruptInputError(f"damaged or truncated video at frame {index}: {e}") from e
+        if index == 0:
+            raise CorruptInputError("no video frames could be decoded")
+        if self.probe.frames and index != self.probe.frames:
+            raise CorruptInputError(f"truncated or damaged: decoded {index} of {self.probe.frames} frames")
+        self._check_length(first_pts, last_pts)
+
+    def _check_length(self, first_pts: int | None, last_pts: int | None) -> None:
+        """Containers that do not count frames (Matroska, WebM) still declare a
+        duration: a clip whose frames stop well short of it was cut off."""
+        declared = self._declared_seconds()
+        if declared is None or first_pts is None or last_pts is None:
+            return
+        interval = 1 / self.probe.rate if self.probe.rate else Fraction(1, 25)
+        decoded = (last_pts - first_pts) * self.probe.time_base + interval
+        if declared - decoded > max(3 * interval, declared / 50):
+            raise CorruptInputError(
+                f"truncated: frames stop at {float(decoded):.2f} s of a declared {float(declared):.2f} s"
+            )
+
+    def _declared_seconds(self) -> Fraction | None:
+        if self._video.duration and self._video.time_base:
+            return Fraction(self._video.duration) * Fraction(self._video.time_base)
+        if self._container.duration:
+            return Fraction(self._container.duration, av.time_base)
+        return None
+
+
+def _first_rotation(container: av.container.InputContainer, video: av.VideoStream) -> int | None:
+    """Display rotation from the first frame's display matrix (None: no frame)."""
+    try:
+        for frame in container.decode(video):
+            rotation = round(getattr(frame, "rotation", 0) or 0)
+            container.seek(0)
+            return rotation
+    except av.FFmpegError as e:
+        raise CorruptInputError(f"damaged video: {e}") from e
+    return None
+
+
+def _frame_pts(pts: int | None, last: int | None, probe: VideoProbe) -> int:
+    """The frame's PTS; when missing or not increasing, one frame after the last."""
+    if pts is not None and (last is None or pts > last):
+        return int(pts)
+    step = max(1, round(1 / (probe.rate * probe.time_base))) if probe.rate else 1
+    return (last if last is not None else -step) + step
+
+
+class VideoSink:
+    """A new video file: H.264 (VP9 for WebM) frames at the input's PTS, and
+    the audio kept, muted or dropped."""
+
+    def __init__(
+        self,
+        path: Path,
+        container_format: str,
+        probe: VideoProbe,
+        audio_in: av.AudioStream | None,
+        audio: AudioMode,
+        crf: int,
+    ) -> None:
+        self._container = av.open(str(path), mode="w", format=container_format)
+        self._time_base = probe.time_base
+        vp9 = container_format in _VP9_CONTAINERS
+        stream = self._container.add_stream("libvpx-vp9" if vp9 else "libx264", rate=probe.rate)
+        stream.width, stream.height = probe.width, probe.height
+        even = probe.width % 2 == 0 and probe.height % 2 == 0
+        stream.pix_fmt = "yuv420p" if even else "yuv444p"
+        stream.time_base = probe.time_base
+        stream.codec_context.time_base = probe.time_base
+        if vp9:
+            stream.options = {
+                "crf": str(crf + 12),
+                "b": "0",
+                "row-mt": "1",
+                "cpu-used": "4",
+                "deadline": "good",
+            }
+        else:
+            stream.options = {"crf": str(crf), "preset": "fast"}
+        self._video = stream
+        self.audio_mode = audio if audio_in is not None else None
+        self._audio_in = audio_in
+        self._audio_out: av.AudioStream | None = None
+        self._audio_span: list[int] = []  # first pts, end pts, in the input's audio time base
+        self._copy_audio = False
+        if audio_in is not None and audio is not AudioMode.DROP:
+            self._add_audio(container_format, audio_in, audio)
+        self.frames = 0
+        self._rate = probe.rate
+        self._first_pts: int | None = None
+        self._last_pts: int | None = None
+
+    @property
+    def audio_outcome(self) -> str:
+        """For the report: what became of the input's sound."""
+        if self._audio_in is None:
+            return "none"
+        if self.audio_mode is AudioMode.DROP:
+            return "dropped"
+        if self.audio_mode is AudioMode.MUTE:
+            return "muted"
+        return "kept" if self._copy_audio else "re-encoded"
+
+    def _add_audio(self, container_format: str, audio_in: av.AudioStream, audio: AudioMode) -> None:
+        name = audio_in.codec_context.name
+        allowed = _AUDIO_COPY.get(container_format)
+        if audio is AudioMode.KEEP and (allowed is None or name in allowed):
+            self._audio_out = self._container.add_stream_from_template(audio_in)
+            self._audio_out.metadata.clear()
+            self._copy_audio = True
+            return
+        codec = "libopus" if container_format == "webm" else "aac"
+        rate = 48000 if codec == "libopus" else audio_in.codec_context.sample_rate or 48000
+        out = self._container.add_stream(codec, rate=rate)
+        out.layout = audio_in.codec_context.layout.name if audio_in.codec_context.layout else "stereo"
+        self._audio_out = out
+        self._resampler = av.AudioResampler(format=out.codec_context.format, layout=out.layout, rate=rate)
+        if audio is AudioMode.KEEP:
+            self.audio_mode = AudioMode.KEEP  # re-encoded: the container cannot hold the original codec
+
+    @property
+    def duration(self) -> Fraction:
+        """Seconds from the first frame's start to the last frame's end."""
+        if self._first_pts is None or self._last_pts is None:
+            return Fraction(0)
+        return (self._last_pts - self._first_pts) * self._time_base + 1 / self._rate
+
+    def write_frame(self, pixels: npt.NDArray[np.uint8], pts: int) -> None:
+        if self._first_pts is None:
+            self._first_pts = pts
+        self._last_pts = pts
+        frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+        frame.pts = pts
+        frame.time_base = self._time_base
+        self._mux(self._video.encode(frame))
+        self.frames += 1
+
+    def write_audio(self, packet: av.Packet) -> None:
+        if self._audio_out is None or self._audio_in is None:
+            return
+        if packet.pts is not None:
+            end = packet.pts + (packet.duration or 0)
+            if not self._audio_span:
+                self._audio_span = [packet.pts, end]
+            self._audio_span[1] = max(self._audio_span[1], end)
+        if self._copy_audio:
+            packet.stream = self._audio_out
+            self._container.mux(packet)
+        elif self.audio_mode is AudioMode.KEEP:
+            for frame in packet.decode():
+                self._encode_audio(frame)
+
+    def close(self) -> None:
+        """Flush the encoders and finish the file."""
+        self._mux(self._video.encode(None))
+        if self._audio_out is not None and not self._copy_audio:
+            if self.audio_mode is AudioMode.MUTE:
+                self._write_silence()
+            else:
+                self._encode_audio(None)
+            self._mux(self._audio_out.encode(None))
+        self._container.close()
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._container.close()
+
+    def _encode_audio(self, frame: av.AudioFrame | None) -> None:
+        assert self._audio_out is not None
+        for resampled in self._resampler.resample(frame):
+            self._mux(self._audio_out.encode(resampled))
+
+    def _write_silence(self) -> None:
+        """Silence as long as the input's sound, from the same start time."""
+        assert self._audio_out is not None and self._audio_in is not None
+        if not self._audio_span:
+            return
+        rate = self._audio_out.codec_context.sample_rate
+        start, end = self._audio_span
+        seconds = (end - start) * self._audio_in.time_base
+        total = round(seconds * rate)
+        begin = round(start * self._audio_in.time_base * rate)
+        size = self._audio_out.codec_context.frame_size or 1024
+        layout = self._audio_out.layout.name
+        channels = self._audio_out.layout.nb_channels
+        written = 0
+        while written < total:
+            count = min(size, total - written)
+            silence = np.zeros((channels, count), np.float32)
+            frame = av.AudioFrame.from_ndarray(silence, format="fltp", layout=layout)
+            frame.sample_rate = rate
+            frame.pts = begin + written
+            frame.time_base = Fraction(1, rate)
+            self._encode_audio(frame)
+            written += count
+        self._encode_audio(None)
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        try:
+            self._container.mux(packets)
+        except av.FFmpegError as e:
+            raise OutputError(f"cannot write video: {e}") from e

@@ -1,0 +1,145 @@
+"""Follow faces across video frames so that no frame slips through.
+
+The detector blinks: a face found in frames 10 and 14 may be missed in 11-13.
+FaceTracker links detections frame to frame, masks the interpolated box in
+such gaps, and extends every track a few frames before it starts and after
+it ends. It works as a stream: a frame's boxes are final once `delay` later
+frames have been seen, so memory holds only that many frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from veil.detections import Detections, FloatArray
+from veil.options import TrackingOptions
+
+_THUMB_SIZE = (32, 18)
+
+
+@dataclass(eq=False)
+class _Track:
+    last_index: int
+    last_box: FloatArray
+    velocity: FloatArray = field(default_factory=lambda: np.zeros(4, np.float32))
+
+
+@dataclass(frozen=True)
+class TrackingSummary:
+    tracks: int
+    frames_filled: int
+
+
+class FaceTracker:
+    def __init__(self, options: TrackingOptions | None = None) -> None:
+        self.options = options or TrackingOptions()
+        self._active: list[_Track] = []
+        self._found: dict[int, Detections] = {}
+        self._filled: dict[int, list[FloatArray]] = {}
+        self._latest = -1
+        self._scene_start = 0
+        self._finished = False
+        self._tracks = 0
+        self._frames_filled: set[int] = set()
+
+    def push(self, index: int, detections: Detections, scene_cut: bool = False) -> None:
+        """Add frame `index` (0, 1, 2, ... in order) and what was found in it."""
+        if index != self._latest + 1:
+            raise ValueError(f"FaceTracker: expected frame {self._latest + 1}, got {index}")
+        self._latest = index
+        self._found[index] = detections
+        if scene_cut:
+            self._active = []
+            self._scene_start = index
+        unmatched_tracks = list(self._active)
+        for box in _by_size(detections.boxes):
+            track = self._match(box, unmatched_tracks)
+            if track is None:
+                self._start_track(index, box)
+            else:
+                unmatched_tracks.remove(track)
+                self._continue_track(track, index, box)
+        for track in unmatched_tracks:
+            missing_for = index - track.last_index
+            if missing_for <= self.options.extend:
+                self._fill(index, track.last_box + track.velocity * missing_for)
+        horizon = max(self.options.max_gap, self.options.extend)
+        self._active = [t for t in self._active if index - t.last_index <= horizon]
+
+    def finish(self) -> None:
+        """No more frames: every pushed frame is final."""
+        self._finished = True
+
+    def is_final(self, index: int) -> bool:
+        return self._finished or self._latest - index >= self.options.delay
+
+    def boxes_for(self, index: int) -> Detections:
+        """Everything to mask in a final frame: its detections and the boxes
+        tracking filled in. Each frame can be asked once."""
+        if not self.is_final(index):
+            raise ValueError(f"FaceTracker: frame {index} is not final yet")
+        found = self._found.pop(index)
+        filled = self._filled.pop(index, [])
+        if not filled:
+            return found
+        extra = Detections(np.array(filled, np.float32), np.zeros(len(filled), np.float32))
+        return Detections.concatenate([found, extra])
+
+    def summary(self) -> TrackingSummary:
+        return TrackingSummary(tracks=self._tracks, frames_filled=len(self._frames_filled))
+
+    def _match(self, box: FloatArray, tracks: list[_Track]) -> _Track | None:
+        """The nearest track whose predicted box lies within `match_distance`
+        face sizes of this box's centre."""
+        best, best_distance = None, float("inf")
+        centre = (box[:2] + box[2:]) / 2
+        for track in tracks:
+            predicted = track.last_box + track.velocity * (self._latest - track.last_index)
+            size = max(float(np.max(predicted[2:] - predicted[:2])), float(np.max(box[2:] - box[:2])), 1.0)
+            distance = float(np.linalg.norm(centre - (predicted[:2] + predicted[2:]) / 2)) / size
+            if distance <= self.options.match_distance and distance < best_distance:
+                best, best_distance = track, distance
+        return best
+
+    def _start_track(self, index: int, box: FloatArray) -> None:
+        self._tracks += 1
+        self._active.append(_Track(index, box.copy()))
+        for earlier in range(max(self._scene_start, index - self.options.extend), index):
+            self._fill(earlier, box)
+
+    def _continue_track(self, track: _Track, index: int, box: FloatArray) -> None:
+        gap = index - track.last_index - 1
+        if 0 < gap <= self.options.max_gap:
+            for step in range(1, gap + 1):
+                weight = step / (gap + 1)
+                self._fill(track.last_index + step, track.last_box * (1 - weight) + box * weight)
+        steps = max(1, index - track.last_index)
+        track.velocity = ((box - track.last_box) / steps).astype(np.float32)
+        track.last_index, track.last_box = index, box.copy()
+
+    def _fill(self, index: int, box: FloatArray) -> None:
+        if index in self._found or index == self._latest:
+            self._filled.setdefault(index, []).append(np.asarray(box, np.float32))
+            self._frames_filled.add(index)
+
+
+def _by_size(boxes: FloatArray) -> list[FloatArray]:
+    """Largest faces first: they are matched before small ones can steal their track."""
+    areas = np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), axis=1)
+    return [boxes[i] for i in np.argsort(-areas)]
+
+
+def thumbnail(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """A tiny grey copy of a frame, for spotting scene cuts."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return np.asarray(cv2.resize(grey, _THUMB_SIZE, interpolation=cv2.INTER_AREA), dtype=np.float32)
+
+
+def is_scene_cut(
+    previous: npt.NDArray[np.float32] | None, current: npt.NDArray[np.float32], threshold: float
+) -> bool:
+    return previous is not None and float(np.mean(np.abs(current - previous))) > threshold

@@ -1,0 +1,147 @@
+"""Video end to end: every frame masked, timing, sound and size kept, tags gone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from veil.cli import main
+from veil.options import MaskOptions
+
+from videos import TIME_BASE, audio_seconds, make_clip, read_clip
+
+MASK = np.array(MaskOptions().color, dtype=np.int16)
+IDENTIFYING_TAGS = {
+    "location": "+52.5200+013.4050/",
+    "make": "PhoneCo",
+    "model": "Model X",
+    "creation_time": "2026-03-01T12:00:00.000000Z",
+    "title": "Jane at the march",
+}
+NEUTRAL = {
+    "major_brand",
+    "minor_version",
+    "compatible_brands",
+    "encoder",
+    "language",
+    "handler_name",
+    "vendor_id",
+}
+
+
+def masked_share(frame: npt.NDArray[np.uint8], box: tuple[int, int, int, int]) -> float:
+    x1, y1, x2, y2 = box
+    region = frame[y1:y2, x1:x2].astype(np.int16)
+    return float((np.abs(region - MASK).max(axis=2) <= 10).mean())
+
+
+def run(*args: str | Path) -> int:
+    return main([str(a) for a in args])
+
+
+def test_every_frame_masked_timing_sound_kept_tags_gone(
+    astronaut: npt.NDArray[np.uint8], tmp_path: Path
+) -> None:
+    source = tmp_path / "in" / "march.mp4"
+    source.parent.mkdir()
+    clip = make_clip(source, astronaut, frames=14, variable_rate=True, tags=IDENTIFYING_TAGS)
+    out = tmp_path / "out"
+    assert run("anonymize", source, "-o", out, "-q") == 0
+    frames, times, container = read_clip(out / "march.mp4")
+    with container:
+        assert [t for t in times] == [p * TIME_BASE for p in clip.pts]
+        assert (container.streams.video[0].width, container.streams.video[0].height) == (480, 320)
+        assert set(container.metadata) <= NEUTRAL, container.metadata
+        for stream in container.streams:
+            assert set(stream.metadata) <= NEUTRAL, stream.metadata
+    for index, (frame, face) in enumerate(zip(frames, clip.faces, strict=True)):
+        assert masked_share(frame, face) > 0.9, f"frame {index} leaks the face"
+    assert audio_seconds(out / "march.mp4") == pytest.approx(audio_seconds(source), abs=0.03)
+    report = json.loads((out / "veil-report.json").read_text())
+    video = report["files"][0]["video"]
+    assert video["frames"] == 14 and video["audio"] == "kept"
+    assert len(video["faces_per_frame"]) == 14
+    removed = set(report["files"][0]["metadata_removed"])
+    assert {"container:location", "container:title", "container:creation_time"} <= removed
+
+
+def test_rotation_tag_is_baked_into_upright_pixels(astronaut: npt.NDArray[np.uint8], tmp_path: Path) -> None:
+    source = tmp_path / "phone.mov"
+    clip = make_clip(source, astronaut, frames=6, audio=False, rotation=90)
+    out = tmp_path / "out"
+    assert run("anonymize", source, "-o", out, "-q") == 0
+    frames, _, container = read_clip(out / "phone.mov")
+    container.close()
+    with av.open(str(out / "phone.mov")) as fresh:
+        assert next(fresh.decode(video=0)).rotation == 0
+    assert frames[0].shape[:2] == (320, 480)
+    for frame, face in zip(frames, clip.faces, strict=True):
+        assert masked_share(frame, face) > 0.9
+    report = json.loads((out / "veil-report.json").read_text())
+    assert report["files"][0]["video"]["rotation_baked"] == 90
+
+
+@pytest.mark.parametrize("mode", ["mute", "drop"])
+def test_audio_can_be_muted_or_dropped(mode: str, astronaut: npt.NDArray[np.uint8], tmp_path: Path) -> None:
+    source = tmp_path / "talk.mkv"
+    make_clip(source, astronaut, frames=8)
+    out = tmp_path / "out"
+    assert run("anonymize", source, "-o", out, "-q", "--audio", mode) == 0
+    with av.open(str(out / "talk.mkv")) as container:
+        if mode == "drop":
+            assert not container.streams.audio
+            return
+        samples = np.concatenate([f.to_ndarray().ravel() for f in container.decode(audio=0)])
+    assert np.abs(samples).max() < 1e-3
+    assert audio_seconds(out / "talk.mkv") == pytest.approx(audio_seconds(source), abs=0.03)
+
+
+def test_webm_comes_out_as_webm(astronaut: npt.NDArray[np.uint8], tmp_path: Path) -> None:
+    source = tmp_path / "clip.webm"
+    clip = make_clip(source, astronaut, frames=6)
+    out = tmp_path / "out"
+    assert run("anonymize", source, "-o", out, "-q") == 0
+    frames, _, container = read_clip(out / "clip.webm")
+    with container:
+        assert container.streams.video[0].codec_context.name in ("vp9", "libvpx-vp9")
+        assert container.streams.audio[0].codec_context.name in ("opus", "libopus")
+    assert masked_share(frames[-1], clip.faces[-1]) > 0.9
+
+
+def test_truncated_clip_leaves_no_output(astronaut: npt.NDArray[np.uint8], tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    source = tmp_path / "cut.mkv"
+    make_clip(source, astronaut, frames=12)
+    data = source.read_bytes()
+    source.write_bytes(data[: len(data) * 2 // 3])
+    out = tmp_path / "out"
+    assert run("anonymize", source, "-o", out) == 1
+    assert not (out / "cut.mkv").exists()
+    assert [p.name for p in out.iterdir()] == ["veil-report.json"]
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_truncated_mp4_is_refused(astronaut: npt.NDArray[np.uint8], tmp_path: Path) -> None:
+    source = tmp_path / "cut.mp4"
+    make_clip(source, astronaut, frames=12)
+    data = source.read_bytes()
+    source.write_bytes(data[: len(data) // 2])
+    assert run("anonymize", source, "-o", tmp_path / "out", "-q") == 1
+    assert not (tmp_path / "out" / "cut.mp4").exists()
+
+
+def test_file_without_video_stream_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "voice.mp4"
+    with av.open(str(source), "w") as out:
+        sound = out.add_stream("aac", rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 48000, 0
+        out.mux(sound.encode(frame))
+        out.mux(sound.encode(None))
+    assert run("anonymize", source, "-o", tmp_path / "out") == 1
+    assert "no video stream" in capsys.readouterr().err

@@ -1,0 +1,111 @@
+"""Small clips made in the tests with PyAV: the astronaut's face moving across
+frames, a tone on the audio track, optional variable frame rate, rotation tag,
+location and date tags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from conftest import ASTRONAUT_FACE
+
+FRAME = (480, 320)  # width, height
+SCALE = 0.5  # the astronaut at half size: a face about 50 x 63 px
+STEP = 6  # pixels the face moves right per frame
+TIME_BASE = Fraction(1, 90000)
+
+
+@dataclass
+class Clip:
+    path: Path
+    pts: list[int] = field(default_factory=list)  # in TIME_BASE
+    faces: list[tuple[int, int, int, int]] = field(default_factory=list)  # upright, per frame
+    audio_seconds: float = 0.0
+
+
+def astronaut_frame(
+    astronaut: npt.NDArray[np.uint8], index: int
+) -> tuple[npt.NDArray[np.uint8], tuple[int, ...]]:
+    width, height = FRAME
+    small = cv2.resize(astronaut, None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_AREA)
+    frame = np.full((height, width, 3), 90, np.uint8)
+    x = 10 + STEP * index
+    frame[20 : 20 + small.shape[0], x : x + small.shape[1]] = small[: height - 20, : width - x]
+    x1, y1, x2, y2 = (round(v * SCALE) for v in ASTRONAUT_FACE)
+    return frame, (x + x1, 20 + y1, x + x2, 20 + y2)
+
+
+def make_clip(
+    path: Path,
+    astronaut: npt.NDArray[np.uint8],
+    frames: int = 12,
+    variable_rate: bool = False,
+    audio: bool = True,
+    rotation: int = 0,
+    tags: dict[str, str] | None = None,
+) -> Clip:
+    """Write a clip; with `rotation`, pixels are stored turned and a display
+    matrix says how to turn them back (as phones do)."""
+    clip = Clip(path)
+    codec, audio_codec = ("libvpx-vp9", "libopus") if path.suffix == ".webm" else ("libx264", "aac")
+    with av.open(str(path), "w") as out:
+        out.metadata.update(tags or {})
+        video = out.add_stream(codec, rate=25)
+        width, height = FRAME
+        turns = rotation // 90
+        video.width, video.height = (height, width) if turns % 2 else (width, height)
+        video.pix_fmt = "yuv420p"
+        video.time_base = TIME_BASE
+        video.codec_context.time_base = TIME_BASE
+        if rotation:
+            video.set_display_rotation(rotation)
+        for key, value in (tags or {}).items():
+            video.metadata[key] = value
+        sound = out.add_stream(audio_codec, rate=48000) if audio else None
+        pts = 0
+        for index in range(frames):
+            upright, face = astronaut_frame(astronaut, index)
+            stored = np.ascontiguousarray(np.rot90(upright, k=-turns))
+            frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
+            frame.pts, frame.time_base = pts, TIME_BASE
+            out.mux(video.encode(frame))
+            clip.pts.append(pts)
+            clip.faces.append(face)  # type: ignore[arg-type]
+            pts += (2700 if index % 3 else 5400) if variable_rate else 3600
+        out.mux(video.encode(None))
+        if sound is not None:
+            seconds = pts / 90000
+            samples = int(seconds * 48000)
+            tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000)).astype(np.float32)
+            size = sound.codec_context.frame_size or 960
+            for start in range(0, samples, size):
+                chunk = tone[start : start + size][None, :]
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+                frame.sample_rate, frame.pts, frame.time_base = 48000, start, Fraction(1, 48000)
+                out.mux(sound.encode(frame))
+            out.mux(sound.encode(None))
+            clip.audio_seconds = samples / 48000
+    return clip
+
+
+def read_clip(path: Path) -> tuple[list[npt.NDArray[np.uint8]], list[Fraction], av.container.InputContainer]:
+    """Decoded frames (as stored) and their times in seconds."""
+    container = av.open(str(path))
+    frames, times = [], []
+    for frame in container.decode(video=0):
+        frames.append(frame.to_ndarray(format="rgb24"))
+        times.append(frame.pts * frame.time_base)
+    return frames, times, container
+
+
+def audio_seconds(path: Path) -> float:
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return 0.0
+        return sum(frame.samples for frame in container.decode(audio=0)) / container.streams.audio[0].rate
