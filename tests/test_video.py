@@ -145,3 +145,25 @@ def test_file_without_video_stream_is_refused(tmp_path: Path, capsys: pytest.Cap
         out.mux(sound.encode(None))
     assert run("anonymize", source, "-o", tmp_path / "out") == 1
     assert "no video stream" in capsys.readouterr().err
+
+
+def test_folders_mix_photos_and_videos(astronaut: npt.NDArray[np.uint8], tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    folder = tmp_path / "in"
+    (folder / "day1").mkdir(parents=True)
+    make_clip(folder / "day1" / "street.mp4", astronaut, frames=5, audio=False)
+    from PIL import Image
+
+    Image.fromarray(astronaut).save(folder / "portrait.jpg")
+    out = tmp_path / "out"
+    assert run("anonymize", folder, "-o", out) == 0
+    assert (out / "day1" / "street.mp4").is_file() and (out / "portrait.jpg").is_file()
+    assert "2 anonymized, 0 failed, 5 video frames" in capsys.readouterr().err
+
+
+def test_shorter_tracking_than_default_warns(astronaut: npt.NDArray[np.uint8], tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    source = tmp_path / "a.mp4"
+    make_clip(source, astronaut, frames=3, audio=False)
+    assert run("anonymize", source, "-o", tmp_path / "out", "-q", "--extend", "0") == 0
+    assert "--max-gap or --extend below the default" in capsys.readouterr().err

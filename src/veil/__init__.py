@@ -1,4 +1,4 @@
-"""veil: hide every face in photos, irreversibly, and strip identifying metadata."""
+"""veil: hide every face in photos and videos, irreversibly, and strip identifying metadata."""
 
 from veil.detect import CenterFaceDetector, Detector
 from veil.detections import Detections

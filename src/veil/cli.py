@@ -24,7 +24,15 @@ from rich.progress import (
 from veil.detect import CenterFaceDetector
 from veil.errors import VeilError
 from veil.media.files import publish_bytes
-from veil.options import AnonymizeOptions, AudioMode, DetectionOptions, MaskMethod, MaskOptions, VideoOptions
+from veil.options import (
+    AnonymizeOptions,
+    AudioMode,
+    DetectionOptions,
+    MaskMethod,
+    MaskOptions,
+    TrackingOptions,
+    VideoOptions,
+)
 from veil.pipeline import Job, is_video, plan_jobs, run_jobs, veil_version
 from veil.report import FileReport, FileStatus, RunReport
 
@@ -41,7 +49,7 @@ REVERSIBLE_WARNING = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="veil",
-        description="Hide every face in photos, irreversibly, and strip identifying metadata.",
+        description="Hide every face in photos and videos, irreversibly, and strip identifying metadata.",
     )
     parser.add_argument("--version", action="version", version=f"veil {veil_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -51,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Mask every face and write new files with no identifying metadata. "
         "Originals are never modified.",
     )
-    anonymize.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="photos or folders")
+    anonymize.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="photos, videos or folders")
     anonymize.add_argument(
         "-o", "--output", type=Path, metavar="OUTDIR",
         help="write results here, keeping relative paths (default: NAME.veil.EXT beside each input)",
@@ -71,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="video sound: keep (default; copied where the container allows), "
         "mute (a silent track of the same length) or drop",
     )  # fmt: skip
+    tracking = video.tracking
+    anonymize.add_argument(
+        "--max-gap", type=int, default=tracking.max_gap, metavar="FRAMES",
+        help=f"video: mask a tracked face through up to this many missed frames (default {tracking.max_gap})",
+    )  # fmt: skip
+    anonymize.add_argument(
+        "--extend", type=int, default=tracking.extend, metavar="FRAMES",
+        help=f"video: mask each track this many frames before and after it (default {tracking.extend})",
+    )  # fmt: skip
     anonymize.add_argument(
         "--threshold", type=float, default=detection.threshold,
         help=f"detection threshold; lower finds more faces (default {detection.threshold})",
@@ -89,7 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = AnonymizeOptions(
             detection=DetectionOptions(threshold=args.threshold),
             mask=MaskOptions(method=MaskMethod(args.method), head_scale=args.head_scale),
-            video=VideoOptions(audio=AudioMode(args.audio)),
+            video=VideoOptions(
+                audio=AudioMode(args.audio),
+                tracking=TrackingOptions(max_gap=args.max_gap, extend=args.extend),
+            ),
         )
     except ValueError as e:
         parser.error(str(e))
@@ -112,6 +132,14 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
         warnings.append(REVERSIBLE_WARNING.format(method=options.mask.method.value.removesuffix("e")))
     if options.mask.head_scale < MaskOptions().head_scale:
         warnings.append("warning: --head-scale below the default leaves hair, ears or jaw visible")
+    default_tracking = TrackingOptions()
+    if (
+        options.video.tracking.max_gap < default_tracking.max_gap
+        or options.video.tracking.extend < default_tracking.extend
+    ):
+        warnings.append(
+            "warning: --max-gap or --extend below the default can leave faces visible in some frames"
+        )
     if options.detection.threshold > DetectionOptions().threshold:
         warnings.append("warning: a --threshold above the default misses more faces")
     for warning in warnings:

