@@ -167,3 +167,22 @@ def test_shorter_tracking_than_default_warns(astronaut: npt.NDArray[np.uint8], t
     make_clip(source, astronaut, frames=3, audio=False)
     assert run("anonymize", source, "-o", tmp_path / "out", "-q", "--extend", "0") == 0
     assert "--max-gap or --extend below the default" in capsys.readouterr().err
+
+
+def test_zero_length_clip_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A video stream with no frames (only sound was ever written)."""
+    source = tmp_path / "empty.mkv"
+    with av.open(str(source), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream("aac", rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 48000, 0
+        out.mux(sound.encode(frame))
+        out.mux(sound.encode(None))
+        out.mux(video.encode(None))
+    assert source.stat().st_size > 0
+    assert run("anonymize", source, "-o", tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert "empty.mkv: no video frames" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "empty.mkv").exists()

@@ -34,7 +34,9 @@ _AUDIO_COPY = {
     "webm": {"opus", "vorbis"},
 }
 # Stream tags that describe structure, not the recording.
-_NEUTRAL_TAGS = {"language", "handler_name", "vendor_id", "major_brand", "minor_version", "compatible_brands"}
+_NEUTRAL_TAGS = {
+    "language", "handler_name", "vendor_id", "major_brand", "minor_version", "compatible_brands", "duration",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -105,9 +107,11 @@ class VideoSource:
         )
 
     def _metadata_names(self) -> list[str]:
-        names = {f"container:{key}" for key in self._container.metadata if key not in _NEUTRAL_TAGS}
+        names = {f"container:{key}" for key in self._container.metadata if key.lower() not in _NEUTRAL_TAGS}
         for stream in self._container.streams:
-            names.update(f"{stream.type}:{key}" for key in stream.metadata if key not in _NEUTRAL_TAGS)
+            names.update(
+                f"{stream.type}:{key}" for key in stream.metadata if key.lower() not in _NEUTRAL_TAGS
+            )
             if stream.type not in ("video", "audio"):
                 names.add(f"{stream.type} stream (not copied)")
         if getattr(self._container, "chapters", None) and self._container.chapters():
@@ -127,7 +131,7 @@ class VideoSource:
                     if packet.dts is not None:
                         yield packet
                     continue
-                for frame in packet.decode():
+                for frame in _decode(packet):
                     if getattr(frame, "is_corrupt", False):
                         raise CorruptInputError(f"damaged video data at frame {index}")
                     pts = _frame_pts(frame.pts, last_pts, self.probe)
@@ -167,16 +171,28 @@ class VideoSource:
         return None
 
 
+def _decode(packet: av.Packet) -> list[av.VideoFrame]:
+    """A packet's frames; the empty packet that ends a stream may meet a decoder
+    that has already been drained (a stream with no frames at all)."""
+    try:
+        return list(packet.decode())
+    except av.error.EOFError:
+        if packet.size:
+            raise
+        return []
+
+
 def _first_rotation(container: av.container.InputContainer, video: av.VideoStream) -> int | None:
     """Display rotation from the first frame's display matrix (None: no frame)."""
     try:
         for frame in container.decode(video):
-            rotation = round(getattr(frame, "rotation", 0) or 0)
-            container.seek(0)
-            return rotation
+            return round(getattr(frame, "rotation", 0) or 0)
+        return None
     except av.FFmpegError as e:
         raise CorruptInputError(f"damaged video: {e}") from e
-    return None
+    finally:
+        with contextlib.suppress(av.FFmpegError):
+            container.seek(0)  # rewinds and resets the decoders for iter_media
 
 
 def _frame_pts(pts: int | None, last: int | None, probe: VideoProbe) -> int:
