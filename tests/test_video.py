@@ -186,3 +186,32 @@ def test_zero_length_clip_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert "empty.mkv: no video frames" in err and "Traceback" not in err
     assert not (tmp_path / "out" / "empty.mkv").exists()
+
+
+def test_sound_the_container_cannot_hold_is_re_encoded(
+    astronaut: npt.NDArray[np.uint8], tmp_path: Path
+) -> None:
+    """Matroska with PCM sound, named .mp4: MP4 cannot hold PCM, so it becomes AAC."""
+    source = tmp_path / "pcm.mp4"
+    with av.open(str(source), "w", format="matroska") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream("pcm_s16le", rate=48000)
+        sound.layout = "mono"
+        for index in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 60, np.uint8), format="rgb24")
+            frame.pts = index
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        tone = (3000 * np.sin(np.arange(19200) / 10)).astype(np.int16)[None]
+        chunk = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")
+        chunk.sample_rate, chunk.pts = 48000, 0
+        out.mux(sound.encode(chunk))
+        out.mux(sound.encode(None))
+    out_dir = tmp_path / "out"
+    assert run("anonymize", source, "-o", out_dir, "-q") == 0
+    with av.open(str(out_dir / "pcm.mp4")) as container:
+        assert container.streams.audio[0].codec_context.name == "aac"
+    assert audio_seconds(out_dir / "pcm.mp4") == pytest.approx(0.4, abs=0.03)
+    report = json.loads((out_dir / "veil-report.json").read_text())
+    assert report["files"][0]["video"]["audio"] == "re-encoded"

@@ -33,6 +33,7 @@ _AUDIO_COPY = {
     "mov": {"aac", "mp3", "alac", "ac3", "pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_f32le"},
     "webm": {"opus", "vorbis"},
 }
+_STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 # Stream tags that describe structure, not the recording.
 _NEUTRAL_TAGS = {
     "language", "handler_name", "vendor_id", "major_brand", "minor_version", "compatible_brands", "duration",
@@ -195,6 +196,16 @@ def _first_rotation(container: av.container.InputContainer, video: av.VideoStrea
             container.seek(0)  # rewinds and resets the decoders for iter_media
 
 
+def _named_layout(stream: av.AudioStream) -> str:
+    """The input's channel layout, or the standard one for its channel count:
+    encoders refuse unnamed layouts such as "1 channels"."""
+    layout = stream.codec_context.layout
+    if layout is not None and not layout.name.endswith("channels"):
+        return str(layout.name)
+    count = layout.nb_channels if layout is not None else 2
+    return _STANDARD_LAYOUTS.get(count, "stereo")
+
+
 def _frame_pts(pts: int | None, last: int | None, probe: VideoProbe) -> int:
     """The frame's PTS; when missing or not increasing, one frame after the last."""
     if pts is not None and (last is None or pts > last):
@@ -270,11 +281,9 @@ class VideoSink:
         codec = "libopus" if container_format == "webm" else "aac"
         rate = 48000 if codec == "libopus" else audio_in.codec_context.sample_rate or 48000
         out = self._container.add_stream(codec, rate=rate)
-        out.layout = audio_in.codec_context.layout.name if audio_in.codec_context.layout else "stereo"
+        out.layout = _named_layout(audio_in)
         self._audio_out = out
         self._resampler = av.AudioResampler(format=out.codec_context.format, layout=out.layout, rate=rate)
-        if audio is AudioMode.KEEP:
-            self.audio_mode = AudioMode.KEEP  # re-encoded: the container cannot hold the original codec
 
     @property
     def duration(self) -> Fraction:
@@ -303,7 +312,7 @@ class VideoSink:
             self._audio_span[1] = max(self._audio_span[1], end)
         if self._copy_audio:
             packet.stream = self._audio_out
-            self._container.mux(packet)
+            self._mux([packet])
         elif self.audio_mode is AudioMode.KEEP:
             for frame in packet.decode():
                 self._encode_audio(frame)
