@@ -66,6 +66,9 @@ def test_every_frame_masked_timing_sound_kept_tags_gone(
     video = report["files"][0]["video"]
     assert video["frames"] == 14 and video["audio"] == "kept"
     assert len(video["faces_per_frame"]) == 14
+    sidecar = json.loads(Path(report["boxes_file"]).read_text())
+    boxes = sidecar[str(out / "march.mp4")]
+    assert len(boxes) == 14 and all(len(frame) >= 1 for frame in boxes)
     removed = set(report["files"][0]["metadata_removed"])
     assert {"container:location", "container:title", "container:creation_time"} <= removed
 

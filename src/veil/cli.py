@@ -7,6 +7,7 @@ usage error. Only this module prints or exits.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -206,6 +207,11 @@ def _write_report(report: RunReport, path: Path, inputs: list[Path]) -> str | No
     if any(path.resolve() == p.resolve() for p in inputs):
         return f"{path} is one of the inputs"
     try:
+        boxes = report.boxes_sidecar()
+        if boxes:
+            sidecar = path.with_name(f"{path.stem}.boxes.json")
+            publish_bytes(sidecar, json.dumps(boxes).encode("utf-8"), replace=True)
+            report.boxes_file = str(sidecar)
         publish_bytes(path, report.to_json().encode("utf-8"), replace=True)
     except (OSError, VeilError) as e:
         return str(e)

@@ -143,7 +143,9 @@ def _anonymize_video(
             temporary, container_format, probe, video.audio_stream, options.video.audio, options.video.crf
         )
         try:
-            tracker, faces_per_frame = _stream_frames(video, sink, options, detector, on_frame)
+            tracker, faces_per_frame, boxes_per_frame = _stream_frames(
+                video, sink, options, detector, on_frame
+            )
             sink.close()
         except BaseException:
             sink.abort()
@@ -167,6 +169,7 @@ def _anonymize_video(
             tracks=tracking.tracks,
             frames_filled_by_tracking=tracking.frames_filled,
             faces_per_frame=faces_per_frame,
+            boxes_per_frame=boxes_per_frame,
         ),
     )
 
@@ -177,17 +180,21 @@ def _stream_frames(
     options: AnonymizeOptions,
     detector: Detector,
     on_frame: FrameProgress | None,
-) -> tuple[FaceTracker, list[int]]:
+) -> tuple[FaceTracker, list[int], list[list[tuple[int, int, int, int]]]]:
     """Frames wait in `pending` until tracking has seen enough later frames
     to know every box they need; memory holds only that many frames."""
     tracker = FaceTracker(options.video.tracking)
     pending: deque[VideoFrameIn] = deque()
     faces_per_frame: list[int] = []
+    boxes_per_frame: list[list[tuple[int, int, int, int]]] = []
     previous = None
 
     def emit(frame: VideoFrameIn) -> None:
         boxes = tracker.boxes_for(frame.index)
         faces_per_frame.append(int(np.count_nonzero(boxes.scores > 0)))
+        boxes_per_frame.append(
+            [(round(x1), round(y1), round(x2), round(y2)) for x1, y1, x2, y2 in boxes.boxes.tolist()]
+        )
         sink.write_frame(apply_masks(frame.pixels, boxes, options.mask), frame.pts)
         if on_frame is not None:
             on_frame(sink.frames, video.probe.frames)
@@ -206,7 +213,7 @@ def _stream_frames(
     tracker.finish()
     while pending:
         emit(pending.popleft())
-    return tracker, faces_per_frame
+    return tracker, faces_per_frame, boxes_per_frame
 
 
 def _opaque_where_changed(

@@ -35,6 +35,9 @@ class VideoReport:
     tracks: int
     frames_filled_by_tracking: int
     faces_per_frame: list[int] = field(default_factory=list)
+    # Every masked box (detected or filled by tracking), x1, y1, x2, y2 per
+    # frame. Large: written to a sidecar file beside the report, not into it.
+    boxes_per_frame: list[list[tuple[int, int, int, int]]] = field(default_factory=list, repr=False)
 
     @property
     def faces(self) -> int:
@@ -80,6 +83,7 @@ class RunReport:
     options: dict[str, Any]
     files: list[FileReport] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    boxes_file: str | None = None  # the sidecar with every video's per-frame boxes
 
     def count(self, status: FileStatus) -> int:
         return sum(1 for f in self.files if f.status is status)
@@ -94,8 +98,19 @@ class RunReport:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        for file in data["files"]:
+            if file.get("video"):
+                del file["video"]["boxes_per_frame"]
         data["summary"] = {status.value: self.count(status) for status in FileStatus} | {"faces": self.faces}
         return _plain(data)  # type: ignore[no-any-return]
+
+    def boxes_sidecar(self) -> dict[str, Any]:
+        """Per video output, the boxes masked in each frame (empty: no videos)."""
+        return {
+            f.output: _plain(f.video.boxes_per_frame)
+            for f in self.files
+            if f.video is not None and f.output is not None
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
@@ -108,6 +123,7 @@ class RunReport:
             options=data["options"],
             files=[_file_from_dict(f) for f in data["files"]],
             warnings=list(data.get("warnings", [])),
+            boxes_file=data.get("boxes_file"),
         )
 
     @classmethod
