@@ -79,7 +79,11 @@ class VideoSource:
         self._video.thread_type = "AUTO"
         audio = self._container.streams.audio
         self.audio_stream = audio[0] if audio else None
-        self.probe = self._probe()
+        try:
+            self.probe = self._probe()
+        except BaseException:
+            self._container.close()
+            raise
 
     def __enter__(self) -> VideoSource:
         return self
@@ -113,8 +117,8 @@ class VideoSource:
             names.update(
                 f"{stream.type}:{key}" for key in stream.metadata if key.lower() not in _NEUTRAL_TAGS
             )
-            if stream.type not in ("video", "audio"):
-                names.add(f"{stream.type} stream (not copied)")
+            if stream is not self._video and stream is not self.audio_stream:
+                names.add(f"{stream.type} stream {stream.index} (not copied)")
         if getattr(self._container, "chapters", None) and self._container.chapters():
             names.add("chapters (not copied)")
         return sorted(names)
