@@ -87,11 +87,15 @@ def test_sideways_photo_is_written_upright_with_the_same_face_masked(
     assert report["files"][0]["orientation_applied"] == orientation
 
 
-def test_inputs_are_byte_identical_afterwards(tagged_jpeg: Path, make_photo: Callable[..., Path]) -> None:
+def test_inputs_are_byte_identical_afterwards(
+    tagged_jpeg: Path, make_photo: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # without -o the report goes to the working folder
     png = make_photo("b.png")
     before = {p: sha256(p) for p in (tagged_jpeg, png)}
     run("anonymize", tagged_jpeg.parent, "-q")
     assert {p: sha256(p) for p in before} == before
+    assert (tmp_path / "veil-report.json").is_file()
 
 
 def test_without_output_dir_writes_beside_the_input(
