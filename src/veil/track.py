@@ -122,7 +122,7 @@ class FaceTracker:
         track.last_index, track.last_box = index, box.copy()
 
     def _fill(self, index: int, box: FloatArray) -> None:
-        if index in self._found or index == self._latest:
+        if index in self._found:  # pushed and not yet handed out
             self._filled.setdefault(index, []).append(np.asarray(box, np.float32))
             self._frames_filled.add(index)
 
