@@ -37,7 +37,7 @@ from veil.options import (
 from veil.pipeline import Job, is_video, plan_jobs, run_jobs, veil_version
 from veil.report import FileReport, FileStatus, RunReport
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # argparse exits 2 on usage errors
 REPORT_NAME = "veil-report.json"
 
 REVERSIBLE_WARNING = (
@@ -159,8 +159,8 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
         if file.status is FileStatus.FAILED:
             errors.print(f"error: {file.input}: {file.error}", highlight=False, markup=False, soft_wrap=True)
 
-    videos = sum(1 for entry in planned if isinstance(entry, Job) and is_video(entry.source))
-    with _progress_bar(out, total, videos) as bar:
+    has_video = any(isinstance(entry, Job) and is_video(entry.source) for entry in planned)
+    with _progress_bar(out, total, has_video) as bar:
         task = bar.add_task("files", total=total)
         frames = bar.add_task("frames", total=None, visible=False)
 
@@ -188,7 +188,7 @@ def _is_skip(entry: Job | FileReport) -> bool:
     return isinstance(entry, FileReport) and entry.status is FileStatus.SKIPPED
 
 
-def _progress_bar(console: Console, total: int, videos: int) -> Progress:
+def _progress_bar(console: Console, total: int, has_video: bool) -> Progress:
     """Files done, and for a video its frames, speed and time left."""
     return Progress(
         TextColumn("{task.description}"),
@@ -198,7 +198,7 @@ def _progress_bar(console: Console, total: int, videos: int) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=True,
-        disable=console.quiet or (total < 2 and videos == 0),
+        disable=console.quiet or (total < 2 and not has_video),
     )
 
 
