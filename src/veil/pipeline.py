@@ -11,7 +11,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -25,9 +25,11 @@ from veil.masks import apply_masks
 from veil.media.files import atomic_output, check_input_file
 from veil.media.image import PHOTO_SUFFIXES, read_image, write_image
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSink, VideoSource
+from veil.models import ModelSpec
 from veil.options import AnonymizeOptions
 from veil.report import FaceReport, FileReport, FileStatus, ModelInfo, RunReport, VideoReport
 from veil.track import FaceTracker, is_scene_cut, thumbnail
+from veil.verify import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +85,11 @@ def anonymize_file(
     options: AnonymizeOptions | None = None,
     detector: Detector | None = None,
     on_frame: FrameProgress | None = None,
+    verifier: Verifier | None = None,
 ) -> FileReport:
-    """Anonymize one photo or video into `target` (default NAME.veil.EXT beside it)."""
+    """Anonymize one photo or video into `target` (default NAME.veil.EXT beside it),
+    then, unless `options.verify` is off, attack the output (`veil.verify`).
+    A failed verification keeps the output and says so in the report."""
     source = Path(source)
     target = Path(target) if target is not None else default_target(source)
     options = options or AnonymizeOptions()
@@ -93,8 +98,13 @@ def anonymize_file(
         if target.resolve() == source.resolve():
             raise VeilError("output path is the input itself")
         if is_video(source):
-            return _anonymize_video(source, target, options, detector, on_frame)
-        return _anonymize_photo(source, target, options, detector)
+            report = _anonymize_video(source, target, options, detector, on_frame)
+        else:
+            report = _anonymize_photo(source, target, options, detector)
+        if options.verify:
+            verifier = verifier or Verifier(options.verification)
+            report = replace(report, verification=verifier.verify(source, target, options.video.audio))
+        return report
     except VeilError as e:
         return _failure(source, e)
     except Exception as e:  # fail closed on anything unforeseen, keep the batch going
@@ -254,25 +264,30 @@ def run_jobs(
     """Carry out planned jobs in order; planned reports (skips) pass straight through."""
     options = options or AnonymizeOptions()
     detector = detector or CenterFaceDetector(options.detection)
-    report = new_run_report(options, detector)
+    verifier = Verifier(options.verification) if options.verify else None
+    report = new_run_report(options, detector, verifier)
     for entry in planned:
         if isinstance(entry, FileReport):
             file_report = entry
         else:
-            file_report = anonymize_file(entry.source, entry.target, options, detector, on_frame)
+            file_report = anonymize_file(entry.source, entry.target, options, detector, on_frame, verifier)
         report.files.append(file_report)
         if progress is not None:
             progress(file_report)
     return report
 
 
-def new_run_report(options: AnonymizeOptions, detector: Detector) -> RunReport:
-    model = detector.model
+def new_run_report(options: AnonymizeOptions, detector: Detector, verifier: Verifier | None) -> RunReport:
     return RunReport(
         veil_version=veil_version(),
-        model=ModelInfo(model.name, model.sha256, model.package, model.licence),
+        model=model_info(detector.model),
         options=asdict(options),
+        verifier_models=[model_info(m) for m in verifier.models] if verifier else [],
     )
+
+
+def model_info(model: ModelSpec) -> ModelInfo:
+    return ModelInfo(model.name, model.sha256, model.package, model.licence)
 
 
 def plan_jobs(paths: list[Path], out_dir: Path | None) -> list[Job | FileReport]:
@@ -347,3 +362,19 @@ def _face_reports(detections: Detections) -> list[FaceReport]:
         FaceReport(box=(round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1)), score=round(score, 3))
         for (x1, y1, x2, y2), score in zip(detections.boxes.tolist(), detections.scores.tolist(), strict=True)
     ]
+
+
+def plan_pairs(original: Path, anonymized: Path) -> list[tuple[Path, Path]]:
+    """(original, output) pairs for `veil verify`: two files, or every photo
+    and video under a folder with its output at the same relative path in the
+    other folder (a file and a folder: the output of that name inside it)."""
+    if not original.is_dir():
+        target = anonymized / original.name if anonymized.is_dir() else anonymized
+        return [(original, target)]
+    pairs = []
+    for source, relative in _walk(original, skip=anonymized):
+        if any(part.startswith(".") for part in relative.parts) or is_veil_output(source):
+            continue
+        if source.suffix.lower() in PHOTO_SUFFIXES or source.suffix.lower() in VIDEO_FORMATS:
+            pairs.append((source, anonymized / relative))
+    return pairs

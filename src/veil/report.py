@@ -44,6 +44,47 @@ class VideoReport:
         return sum(self.faces_per_frame)
 
 
+class Check(StrEnum):
+    DETECTION = "detection"  # a face found in the output outside every mask
+    RECOGNITION = "recognition"  # a masked face still matched to its original
+    METADATA = "metadata"  # an identifying tag survived
+    INTEGRITY = "integrity"  # the output does not open, or differs in size, frames, length or sound
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reason to fail a file or to look at it: where (frame, box in
+    output pixels x1, y1, x2, y2), what and how sure."""
+
+    check: Check
+    message: str
+    frame: int | None = None
+    box: tuple[int, int, int, int] | None = None
+    score: float | None = None
+
+    def describe(self) -> str:
+        where = f"frame {self.frame} " if self.frame is not None else ""
+        if self.box is not None:
+            where += "box " + ",".join(str(v) for v in self.box) + " "
+        return f"{self.check.value}: {where}{self.message}"
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The attack on one output: it passes when no check found a failure."""
+
+    failures: list[Finding] = field(default_factory=list)
+    review: list[Finding] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)  # every tag left in the output, neutral ones too
+    frames_checked: int = 0
+    faces_compared: int = 0
+    not_run: list[str] = field(default_factory=list)  # checks skipped, and why
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
 @dataclass(frozen=True)
 class FileReport:
     input: str
@@ -58,14 +99,19 @@ class FileReport:
     error: str | None = None
     error_type: str | None = None
     video: VideoReport | None = None
+    verification: Verification | None = None
 
     @property
     def faces_masked(self) -> int:
         return self.video.faces if self.video is not None else len(self.faces)
 
     @property
+    def verification_failed(self) -> bool:
+        return self.verification is not None and not self.verification.passed
+
+    @property
     def ok(self) -> bool:
-        return self.status is not FileStatus.FAILED
+        return self.status is not FileStatus.FAILED and not self.verification_failed
 
 
 @dataclass(frozen=True)
@@ -84,6 +130,7 @@ class RunReport:
     files: list[FileReport] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     boxes_file: str | None = None  # the sidecar with every video's per-frame boxes
+    verifier_models: list[ModelInfo] = field(default_factory=list)  # empty: not verified
 
     def count(self, status: FileStatus) -> int:
         return sum(1 for f in self.files if f.status is status)
@@ -98,10 +145,15 @@ class RunReport:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for file in data["files"]:
+        for file, report in zip(data["files"], self.files, strict=True):
             if file.get("video"):
                 del file["video"]["boxes_per_frame"]
-        data["summary"] = {status.value: self.count(status) for status in FileStatus} | {"faces": self.faces}
+            if report.verification is not None:
+                file["verification"]["passed"] = report.verification.passed
+        data["summary"] = {status.value: self.count(status) for status in FileStatus} | {
+            "faces": self.faces,
+            "verification_failed": sum(1 for f in self.files if f.verification_failed),
+        }
         return _plain(data)  # type: ignore[no-any-return]
 
     def boxes_sidecar(self) -> dict[str, Any]:
@@ -124,6 +176,7 @@ class RunReport:
             files=[_file_from_dict(f) for f in data["files"]],
             warnings=list(data.get("warnings", [])),
             boxes_file=data.get("boxes_file"),
+            verifier_models=[ModelInfo(**m) for m in data.get("verifier_models", [])],
         )
 
     @classmethod
@@ -141,7 +194,30 @@ def _file_from_dict(data: dict[str, Any]) -> FileReport:
     fields["faces"] = [FaceReport(tuple(f["box"]), f["score"]) for f in fields.get("faces", [])]
     if fields.get("video") is not None:
         fields["video"] = VideoReport(**fields["video"])
+    if fields.get("verification") is not None:
+        fields["verification"] = verification_from_dict(fields["verification"])
     return FileReport(**fields)
+
+
+def verification_from_dict(data: dict[str, Any]) -> Verification:
+    def finding(item: dict[str, Any]) -> Finding:
+        box = item.get("box")
+        return Finding(
+            Check(item["check"]),
+            item["message"],
+            item.get("frame"),
+            tuple(box) if box else None,
+            item.get("score"),
+        )
+
+    return Verification(
+        failures=[finding(f) for f in data.get("failures", [])],
+        review=[finding(f) for f in data.get("review", [])],
+        tags=list(data.get("tags", [])),
+        frames_checked=data.get("frames_checked", 0),
+        faces_compared=data.get("faces_compared", 0),
+        not_run=list(data.get("not_run", [])),
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -153,3 +229,39 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+@dataclass(frozen=True)
+class PairReport:
+    """`veil verify` on one original and its anonymized version."""
+
+    original: str
+    output: str
+    verification: Verification | None = None
+    error: str | None = None  # the original could not be read: nothing was verified
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and self.verification is not None and self.verification.passed
+
+
+@dataclass
+class VerifyRunReport:
+    veil_version: str
+    verifier_models: list[ModelInfo]
+    options: dict[str, Any]
+    files: list[PairReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(f.passed for f in self.files)
+
+    def to_json(self) -> str:
+        data = _plain(asdict(self))
+        for file, report in zip(data["files"], self.files, strict=True):
+            file["passed"] = report.passed
+        data["summary"] = {
+            "passed": sum(1 for f in self.files if f.passed),
+            "failed": sum(1 for f in self.files if not f.passed),
+        }
+        return json.dumps(data, indent=2, ensure_ascii=False)

@@ -1,0 +1,328 @@
+"""Attack an output before it is published: find what veil missed.
+
+Four checks, each independent of how the output was made:
+1. detection: RetinaFace (a second model) and CenterFace (at a threshold
+   below the one it masked at) search the output; a face over pixels that
+   are the same as the original's was left visible;
+2. recognition: each face that was masked is compared, by dlib's
+   face-recognition model, with the same region of the output
+   (`veil.recognition`);
+3. metadata: the output's bytes are walked for every surviving tag
+   (`veil.media.tags`);
+4. integrity: the output opens, is upright at the original's size, and for
+   a video has the same frames, length and sound, every frame checked.
+
+Nothing here changes a file. A verification that cannot finish (an output
+that does not open) is a failure, not an error: fail closed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from veil.detect import CenterFaceDetector
+from veil.errors import VeilError
+from veil.media.image import read_image
+from veil.media.tags import file_tags
+from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSource
+from veil.models import ModelSpec
+from veil.options import AudioMode, DetectionOptions, VerifyOptions
+from veil.recognition import FaceRecognizer, RecognitionUnavailable
+from veil.report import Check, Finding, Verification
+from veil.retinaface import RetinaFaceDetector
+
+RGB = npt.NDArray[np.uint8]
+_SEARCH_SIDE = 1280  # the verifiers search images enlarged or reduced towards this long side
+
+
+@dataclass
+class _Tally:
+    failures: list[Finding] = field(default_factory=list)
+    review: list[Finding] = field(default_factory=list)
+    frames: int = 0
+    faces_compared: int = 0
+
+    def add(self, findings: tuple[list[Finding], list[Finding]]) -> None:
+        self.failures.extend(findings[0])
+        self.review.extend(findings[1])
+
+
+class Verifier:
+    """The models that attack outputs, loaded once for a run."""
+
+    def __init__(self, options: VerifyOptions | None = None) -> None:
+        self.options = options or VerifyOptions()
+        self._retinaface = RetinaFaceDetector(self.options.review_score)
+        # One pass at about 1280x720 (two for small images, enlarged 2x), no mirror.
+        self._centerface = CenterFaceDetector(
+            DetectionOptions(
+                threshold=self.options.centerface_review_score,
+                max_upscale=2.0,
+                max_pixels=_SEARCH_SIDE * 720,
+                coarse_side=_SEARCH_SIDE,
+                mirror=False,
+            )
+        )
+        self.recognizer: FaceRecognizer | None = None
+        self.recognition_missing: str | None = None
+        if self.options.recognition:
+            try:
+                self.recognizer = FaceRecognizer()
+            except RecognitionUnavailable as e:
+                self.recognition_missing = f"recognition: not run, {e}"
+        else:
+            self.recognition_missing = "recognition: not run, turned off"
+
+    @property
+    def models(self) -> list[ModelSpec]:
+        return [self._retinaface.model, self._centerface.model, *self._recognition_models()]
+
+    def _recognition_models(self) -> list[ModelSpec]:
+        from veil.models import DLIB_LANDMARKS, DLIB_RECOGNITION
+
+        return [DLIB_LANDMARKS, DLIB_RECOGNITION] if self.recognizer is not None else []
+
+    def verify(self, original: Path, output: Path, audio: AudioMode | None = None) -> Verification:
+        """Attack `output`, made from `original`. Raises VeilError only when
+        the original itself cannot be read; anything wrong with the output
+        is a failure in the result."""
+        audio = audio or self.options.audio
+        tally = _Tally()
+        tags: list[str] = []
+        if not output.is_file():
+            tally.failures.append(Finding(Check.INTEGRITY, "no output file"))
+            return self._result(tally, tags)
+        try:
+            found = file_tags(output)
+        except OSError as e:
+            found = []
+            tally.failures.append(Finding(Check.INTEGRITY, f"cannot read the output: {e.strerror or e}"))
+        tags = [tag.name + (" (identifying)" if tag.identifying else "") for tag in found]
+        for tag in found:
+            if tag.identifying:
+                tally.failures.append(Finding(Check.METADATA, f"identifying metadata left: {tag.name}"))
+        if original.suffix.lower() in VIDEO_FORMATS:
+            self._verify_video(original, output, audio, tally)
+        else:
+            self._verify_photo(original, output, tally)
+        return self._result(tally, tags)
+
+    def _result(self, tally: _Tally, tags: list[str]) -> Verification:
+        return Verification(
+            failures=tally.failures,
+            review=tally.review,
+            tags=tags,
+            frames_checked=tally.frames,
+            faces_compared=tally.faces_compared,
+            not_run=[self.recognition_missing] if self.recognition_missing else [],
+        )
+
+    def _verify_photo(self, original: Path, output: Path, tally: _Tally) -> None:
+        before = read_image(original).pixels
+        try:
+            decoded = read_image(output)
+        except VeilError as e:
+            tally.failures.append(Finding(Check.INTEGRITY, f"the output does not open: {e}"))
+            return
+        if decoded.orientation != 1:
+            tally.failures.append(Finding(Check.INTEGRITY, "the output is stored turned (EXIF orientation)"))
+        after = decoded.pixels
+        if after.shape != before.shape:
+            tally.failures.append(
+                Finding(
+                    Check.INTEGRITY,
+                    f"the output is {after.shape[1]}x{after.shape[0]}, "
+                    f"the original upright {before.shape[1]}x{before.shape[0]}",
+                )
+            )
+            return
+        tally.frames = 1
+        tally.add(self._attack_frame(before, after, None, compare_faces=True, tally=tally))
+
+    def _verify_video(self, original: Path, output: Path, audio: AudioMode, tally: _Tally) -> None:
+        with VideoSource(original) as source:
+            expected = source.probe
+            has_sound = source.audio_stream is not None
+            try:
+                result = VideoSource(output)
+            except VeilError as e:
+                tally.failures.append(Finding(Check.INTEGRITY, f"the output does not open: {e}"))
+                return
+            with result:
+                made = result.probe
+                if (made.width, made.height) != (expected.width, expected.height):
+                    tally.failures.append(
+                        Finding(
+                            Check.INTEGRITY,
+                            f"the output is {made.width}x{made.height}, "
+                            f"the original upright {expected.width}x{expected.height}",
+                        )
+                    )
+                    return
+                _check_sound(has_sound, result.audio_stream is not None, audio, tally)
+                every = max(1, round(float(expected.rate) * self.options.recognition_every_s))
+                try:
+                    spans = self._attack_frames(_frames(source), _frames(result), every, tally)
+                except VeilError as e:
+                    tally.failures.append(Finding(Check.INTEGRITY, f"the output does not decode: {e}"))
+                    return
+                before_s = spans[0] * expected.time_base
+                after_s = spans[1] * made.time_base
+                if abs(before_s - after_s) > max(Fraction(1, 1000), made.time_base):
+                    tally.failures.append(
+                        Finding(
+                            Check.INTEGRITY,
+                            f"the output's frames span {float(after_s):.3f} s, "
+                            f"the original's {float(before_s):.3f} s",
+                        )
+                    )
+
+    def _attack_frames(
+        self, originals: Iterator[VideoFrameIn], outputs: Iterator[VideoFrameIn], every: int, tally: _Tally
+    ) -> tuple[int, int]:
+        """Attack every frame; returns the PTS span (last - first) of the
+        original's frames and of the output's, each in its own time base."""
+        first: tuple[int, int] | None = None
+        last = (0, 0)
+        for index, (before, after) in enumerate(_zip_longest(originals, outputs)):
+            if after is None:
+                tally.failures.append(Finding(Check.INTEGRITY, f"the output stops at frame {index}"))
+                break
+            if before is None:
+                tally.failures.append(Finding(Check.INTEGRITY, f"the output has extra frames from {index}"))
+                break
+            tally.frames += 1
+            first = first or (before.pts, after.pts)
+            last = (before.pts, after.pts)
+            tally.add(self._attack_frame(before.pixels, after.pixels, index, index % every == 0, tally))
+        if first is None:
+            return 0, 0
+        return last[0] - first[0], last[1] - first[1]
+
+    def _attack_frame(
+        self, before: RGB, after: RGB, frame: int | None, compare_faces: bool, tally: _Tally
+    ) -> tuple[list[Finding], list[Finding]]:
+        changed = np.any(np.abs(before.astype(np.int16) - after) > self.options.changed_level, axis=2)
+        failures: list[Finding] = []
+        review: list[Finding] = []
+        self._retinaface.scale = _search_scale(after)
+        searches = (
+            ("RetinaFace", self._retinaface, self.options.fail_score),
+            ("CenterFace", self._centerface, self.options.centerface_fail_score),
+        )
+        for name, detector, fail_score in searches:
+            found = detector.detect(after)
+            for box, score in zip(found.boxes.tolist(), found.scores.tolist(), strict=True):
+                if _masked(changed, box, self.options.masked_fraction) or not _in_original(
+                    detector, before, box
+                ):
+                    continue
+                finding = Finding(
+                    Check.DETECTION,
+                    f"{name} finds a face outside every mask",
+                    frame,
+                    _int_box(box),
+                    round(score, 3),
+                )
+                (failures if score >= fail_score else review).append(finding)
+        if compare_faces and self.recognizer is not None:
+            faces = self._retinaface.detect(before)
+            masked = [i for i, box in enumerate(faces.boxes.tolist()) if _masked(changed, box, 0.5)]
+            for match in self.recognizer.compare(before, after, faces.select(masked)):
+                tally.faces_compared += 1
+                if match.recognizable:
+                    failures.append(
+                        Finding(
+                            Check.RECOGNITION,
+                            f"the masked face is still matched to the original (distance "
+                            f"{match.distance:.2f}, a blank face {match.blank_distance:.2f})",
+                            frame,
+                            _int_box(match.box),
+                            round(match.distance, 3),
+                        )
+                    )
+        return _merge(failures), _merge(review)
+
+
+def _check_sound(had: bool, has: bool, audio: AudioMode, tally: _Tally) -> None:
+    wanted = had and audio is not AudioMode.DROP
+    if has and not wanted:
+        tally.failures.append(Finding(Check.INTEGRITY, "the output has sound that should have been dropped"))
+    elif wanted and not has:
+        tally.failures.append(Finding(Check.INTEGRITY, "the output lost the original's sound"))
+
+
+def _frames(video: VideoSource) -> Iterator[VideoFrameIn]:
+    return (item for item in video.iter_media() if isinstance(item, VideoFrameIn))
+
+
+def _zip_longest(
+    first: Iterator[VideoFrameIn], second: Iterator[VideoFrameIn]
+) -> Iterator[tuple[VideoFrameIn | None, VideoFrameIn | None]]:
+    while True:
+        a, b = next(first, None), next(second, None)
+        if a is None and b is None:
+            return
+        yield a, b
+
+
+def _search_scale(image: RGB) -> float:
+    """Small images are enlarged (up to 2x) so that small faces are seen;
+    large ones are searched at their own size."""
+    return float(min(2.0, max(1.0, _SEARCH_SIDE / max(image.shape[0], image.shape[1]))))
+
+
+def _in_original(detector: RetinaFaceDetector | CenterFaceDetector, before: RGB, box: list[float]) -> bool:
+    """Whether the original shows a face where one was found in the output.
+    A mask with something round below it (a collar, a helmet) can itself
+    look like a face; such a find has no face under it in the original."""
+    height, width = before.shape[:2]
+    x1, y1, x2, y2 = box
+    grow_x, grow_y = x2 - x1, y2 - y1
+    left, top = max(0, math.floor(x1 - grow_x)), max(0, math.floor(y1 - grow_y))
+    right, bottom = min(width, math.ceil(x2 + grow_x)), min(height, math.ceil(y2 + grow_y))
+    crop = np.ascontiguousarray(before[top:bottom, left:right])
+    found = detector.detect(crop).shifted(left, top)
+    target = _int_box(box)
+    return any(_iou(_int_box(other), target) >= 0.3 for other in found.boxes.tolist())
+
+
+def _masked(changed: npt.NDArray[np.bool_], box: list[float], fraction: float) -> bool:
+    height, width = changed.shape
+    x1, y1 = max(0, math.floor(box[0])), max(0, math.floor(box[1]))
+    x2, y2 = min(width, math.ceil(box[2])), min(height, math.ceil(box[3]))
+    if x2 <= x1 or y2 <= y1:
+        return True  # nothing of it lies in the picture
+    return float(changed[y1:y2, x1:x2].mean()) >= fraction
+
+
+def _int_box(box: list[float] | tuple[float, ...]) -> tuple[int, int, int, int]:
+    x1, y1, x2, y2 = (round(v) for v in box)
+    return x1, y1, x2, y2
+
+
+def _merge(findings: list[Finding]) -> list[Finding]:
+    """One finding per place: both detectors often find the same face."""
+    kept: list[Finding] = []
+    for finding in sorted(findings, key=lambda f: -(f.score or 0)):
+        if finding.box is not None and any(
+            k.box is not None and k.check is finding.check and _iou(k.box, finding.box) > 0.3 for k in kept
+        ):
+            continue
+        kept.append(finding)
+    return kept
+
+
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
