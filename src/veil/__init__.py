@@ -14,16 +14,25 @@ from veil.errors import (
     UnsupportedFormatError,
     VeilError,
 )
-from veil.options import AnonymizeOptions, DetectionOptions, ImageLimits, MaskMethod, MaskOptions
+from veil.options import (
+    AnonymizeOptions,
+    DetectionOptions,
+    ImageLimits,
+    MaskMethod,
+    MaskOptions,
+    VerifyOptions,
+)
 from veil.pipeline import ImageResult, anonymize_file, anonymize_image, anonymize_paths
 from veil.pipeline import veil_version as _veil_version
-from veil.report import FaceReport, FileReport, FileStatus, ModelInfo, RunReport
+from veil.report import Check, FaceReport, FileReport, FileStatus, Finding, ModelInfo, RunReport, Verification
+from veil.verify import Verifier
 
 __version__ = _veil_version()
 
 __all__ = [
     "AnonymizeOptions",
     "CenterFaceDetector",
+    "Check",
     "CorruptInputError",
     "DetectionOptions",
     "Detections",
@@ -32,6 +41,7 @@ __all__ = [
     "FaceReport",
     "FileReport",
     "FileStatus",
+    "Finding",
     "ImageLimits",
     "ImageResult",
     "ImageTooLargeError",
@@ -46,6 +56,9 @@ __all__ = [
     "UnreadableInputError",
     "UnsupportedFormatError",
     "VeilError",
+    "Verification",
+    "Verifier",
+    "VerifyOptions",
     "__version__",
     "anonymize_file",
     "anonymize_image",
