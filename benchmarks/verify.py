@@ -46,6 +46,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / "../shared/data")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--skip-wider", action="store_true")
+    parser.add_argument("--keep", type=Path, help="write the WIDER outputs here to look at the failures")
     args = parser.parse_args()
     results: dict[str, object] = {}
     identities = args.data / "identities-dev"
@@ -55,7 +56,7 @@ def main() -> int:
         print(f"skipped: no {identities} (see ../shared/data/README.md)")
     wider = args.data / "widerface-dev"
     if wider.is_dir() and not args.skip_wider:
-        results["widerface"] = wider_verification(wider)
+        results["widerface"] = wider_verification(wider, args.keep)
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
@@ -102,18 +103,19 @@ def identification(root: Path) -> dict[str, object]:
     return result
 
 
-def wider_verification(wider: Path) -> dict[str, object]:
+def wider_verification(wider: Path, keep: Path | None) -> dict[str, object]:
     gt = json.loads((wider / "gt.json").read_text())["images"]
     with tempfile.TemporaryDirectory(prefix="veil-verify-bench-") as tmp:
-        out = Path(tmp) / "out"
+        out = keep or Path(tmp) / "out"
         started = time.perf_counter()
         command = [sys.executable, "-m", "veil", "anonymize", str(wider / "images"), "-o", str(out), "-q"]
         subprocess.run(command, check=False)
         elapsed = time.perf_counter() - started
         report = json.loads((out / "veil-report.json").read_text())
         by_name = {Path(f["input"]).name: f for f in report["files"]}
-        passed = true_misses = false_alarms = reviewed = 0
-        uncovered_total = uncovered_flagged = 0
+        passed = true_misses = false_alarms = reviewed = useful_reviews = 0
+        uncovered_total = uncovered_flagged = uncovered_in_review = 0
+        by_check: dict[str, int] = {}
         for item in gt:
             name = Path(item["file"]).name
             file = by_name[name]
@@ -128,7 +130,12 @@ def wider_verification(wider: Path) -> dict[str, object]:
                 for box, invalid in zip(item["boxes"], item["invalid"], strict=True)
                 if not invalid and not face_covered(changed, box)
             ]
+            for failure in verification["failures"]:
+                by_check[failure["check"]] = by_check.get(failure["check"], 0) + 1
             flagged = [f["box"] for f in verification["failures"] if f["check"] == "detection"]
+            to_review = [f["box"] for f in verification["review"] if f["box"]]
+            useful_reviews += sum(any(_overlaps(box, face) for face in uncovered) for box in to_review)
+            uncovered_in_review += sum(any(_overlaps(box, face) for box in to_review) for face in uncovered)
             for box in flagged:
                 if any(_overlaps(box, face) for face in uncovered):
                     true_misses += 1
@@ -143,9 +150,12 @@ def wider_verification(wider: Path) -> dict[str, object]:
         "detection_failures": true_misses + false_alarms,
         "true_misses": true_misses,
         "not_misses": false_alarms,
+        "failures_by_check": by_check,
         "review_items": reviewed,
+        "review_items_on_uncovered_faces": useful_reviews,
         "uncovered_faces": uncovered_total,
         "uncovered_faces_flagged": uncovered_flagged,
+        "uncovered_faces_in_review": uncovered_in_review,
         "images_per_s_with_verification": round(len(gt) / elapsed, 2),
     }
 

@@ -239,14 +239,15 @@ class Verifier:
         if compare_faces and self.recognizer is not None:
             faces = self._retinaface.detect(before)
             masked = [i for i, box in enumerate(faces.boxes.tolist()) if _masked(changed, box, 0.5)]
-            for match in self.recognizer.compare(before, after, faces.select(masked)):
+            for match in self.recognizer.compare(before, after, changed, faces.select(masked)):
                 tally.faces_compared += 1
                 if match.recognizable:
                     failures.append(
                         Finding(
                             Check.RECOGNITION,
-                            f"the masked face is still matched to the original (distance "
-                            f"{match.distance:.2f}, a blank face {match.blank_distance:.2f})",
+                            f"the mask lets the face through to a recognition model (distance "
+                            f"{match.distance:.2f} to the original, {match.control_distance:.2f} "
+                            "for a solid fill)",
                             frame,
                             _int_box(match.box),
                             round(match.distance, 3),
