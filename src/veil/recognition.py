@@ -34,6 +34,10 @@ from veil.errors import ModelError
 from veil.models import DLIB_LANDMARKS, DLIB_RECOGNITION, verified_model_path
 
 CONTROL_MARGIN = 0.05
+# A mask whose pixels stay this close to one colour (JPEG ringing around a
+# solid fill) is a flat fill: its descriptor is the control's.
+FLAT_TOLERANCE = 24
+FLAT_PERCENTILE = 95
 MIN_FACE_SIDE = 20  # px; below this the descriptors carry too little to compare
 
 INSTALL_HINT = "pip install 'veil[audit]'"
@@ -46,13 +50,18 @@ class RecognitionUnavailable(Exception):
 @dataclass(frozen=True)
 class FaceMatch:
     box: tuple[float, float, float, float]  # in the original, x1, y1, x2, y2
-    distance: float  # between the original face and the same region of the output
-    control_distance: float  # between the original face and the output with its changes flattened
+    # Between the original face and the same region of the output, and the
+    # output with its changes flattened; None when the two images are the
+    # same there (a solid mask), so that nothing needs computing.
+    distance: float | None
+    control_distance: float | None
 
     @property
     def recognizable(self) -> bool:
         """The output's changed pixels bring it measurably closer to the person
         than the same pixels filled with one flat colour would."""
+        if self.distance is None or self.control_distance is None:
+            return False
         return self.distance < self.control_distance - CONTROL_MARGIN
 
 
@@ -93,12 +102,16 @@ class FaceRecognizer:
         for x1, y1, x2, y2 in faces.boxes.tolist():
             if min(x2 - x1, y2 - y1) < MIN_FACE_SIDE:
                 continue
+            box = (round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1))
+            flattened, deviation = _flattened(output, changed, (x1, y1, x2, y2))
+            if deviation <= FLAT_TOLERANCE:
+                matches.append(FaceMatch(box, None, None))  # already a flat fill: nothing got through
+                continue
             rectangle = self._dlib.rectangle(round(x1), round(y1), round(x2), round(y2))
             shape = self._landmarks(original, rectangle)
             before = self._descriptor(original, shape)
             after = self._descriptor(output, shape)
-            control = self._descriptor(_flattened(output, changed, (x1, y1, x2, y2)), shape)
-            box = (round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1))
+            control = self._descriptor(flattened, shape)
             distances = float(np.linalg.norm(before - after)), float(np.linalg.norm(before - control))
             matches.append(FaceMatch(box, *distances))
         return matches
@@ -123,15 +136,22 @@ class FaceRecognizer:
 
 def _flattened(
     image: npt.NDArray[np.uint8], changed: npt.NDArray[np.bool_], box: tuple[float, float, float, float]
-) -> npt.NDArray[np.uint8]:
+) -> tuple[npt.NDArray[np.uint8], int]:
     """A copy of `image` whose changed pixels near `box` (the box grown by its
-    size on each side, more than the aligned chip) hold their mean colour."""
+    size on each side, more than the aligned chip) hold their mean colour,
+    and how much that changed them (the FLAT_PERCENTILE-th percentile, so
+    that JPEG ringing at a mask's edge does not count)."""
     height, width = changed.shape
     x1, y1, x2, y2 = box
     left, top = max(0, round(2 * x1 - x2)), max(0, round(2 * y1 - y2))
     right, bottom = min(width, round(2 * x2 - x1)), min(height, round(2 * y2 - y1))
     out = image.copy()
     region, mask = out[top:bottom, left:right], changed[top:bottom, left:right]
-    if mask.any():
-        region[mask] = region[mask].mean(axis=0).round().astype(np.uint8)
-    return out
+    if not mask.any():
+        return out, 0
+    pixels = region[mask]
+    mean = pixels.mean(axis=0).round().astype(np.uint8)
+    per_pixel = np.abs(pixels.astype(np.int16) - mean).max(axis=1)
+    deviation = int(np.percentile(per_pixel, FLAT_PERCENTILE))
+    region[mask] = mean
+    return out, deviation

@@ -242,6 +242,7 @@ class Verifier:
             for match in self.recognizer.compare(before, after, changed, faces.select(masked)):
                 tally.faces_compared += 1
                 if match.recognizable:
+                    assert match.distance is not None and match.control_distance is not None
                     failures.append(
                         Finding(
                             Check.RECOGNITION,
