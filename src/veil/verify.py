@@ -1,12 +1,12 @@
 """Attack an output before it is published: find what veil missed.
 
 Four checks, each independent of how the output was made:
-1. detection: RetinaFace (a second model) and CenterFace (at a threshold
-   below the one it masked at) search the output; a face over pixels that
-   are the same as the original's was left visible;
+1. detection: RetinaFace (a second model) and CenterFace (a second,
+   single-scale look) search the output; a face over pixels that are the
+   same as the original's, and a face in the original too, was left visible;
 2. recognition: each face that was masked is compared, by dlib's
-   face-recognition model, with the same region of the output
-   (`veil.recognition`);
+   face-recognition model, with the same region of the output and with a
+   solid-filled control (`veil.recognition`);
 3. metadata: the output's bytes are walked for every surviving tag
    (`veil.media.tags`);
 4. integrity: the output opens, is upright at the original's size, and for
