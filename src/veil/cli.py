@@ -241,13 +241,13 @@ def _progress_bar(console: Console, total: int, has_video: bool) -> Progress:
     )
 
 
-def _write_report(report: RunReport, path: Path, inputs: list[Path]) -> str | None:
-    """Write (or atomically replace) the report; refuse to land on an input."""
+def _write_report(report: RunReport | VerifyRunReport, path: Path, inputs: list[Path]) -> str | None:
+    """Write (or atomically replace) the report, and for a run with videos its
+    boxes sidecar; refuse to land on an input."""
     if any(path.resolve() == p.resolve() for p in inputs):
         return f"{path} is one of the inputs"
     try:
-        boxes = report.boxes_sidecar()
-        if boxes:
+        if isinstance(report, RunReport) and (boxes := report.boxes_sidecar()):
             sidecar = path.with_name(f"{path.stem}.boxes.json")
             publish_bytes(sidecar, json.dumps(boxes).encode("utf-8"), replace=True)
             report.boxes_file = str(sidecar)
@@ -284,14 +284,9 @@ def run_verify(args: argparse.Namespace) -> int:
         elif pair.verification is not None:
             _print_verdict(out if pair.passed else errors, str(output), pair.verification)
     report_path = args.report or Path.cwd() / VERIFY_REPORT_NAME
-    inputs = [args.original, args.anonymized]
-    if any(report_path.resolve() == p.resolve() for p in inputs):
-        errors.print(f"error: report not written: {report_path} is one of the inputs", highlight=False)
-        return EXIT_FAILED
-    try:
-        publish_bytes(report_path, report.to_json().encode("utf-8"), replace=True)
-    except (OSError, VeilError) as e:
-        errors.print(f"error: report not written: {e}", highlight=False, markup=False)
+    report_error = _write_report(report, report_path, [args.original, args.anonymized])
+    if report_error:
+        errors.print(f"error: report not written: {report_error}", highlight=False, markup=False)
         return EXIT_FAILED
     passed = sum(1 for f in report.files if f.passed)
     failed = len(report.files) - passed

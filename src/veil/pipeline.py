@@ -371,10 +371,8 @@ def plan_pairs(original: Path, anonymized: Path) -> list[tuple[Path, Path]]:
     if not original.is_dir():
         target = anonymized / original.name if anonymized.is_dir() else anonymized
         return [(original, target)]
-    pairs = []
-    for source, relative in _walk(original, skip=anonymized):
-        if any(part.startswith(".") for part in relative.parts) or is_veil_output(source):
-            continue
-        if source.suffix.lower() in PHOTO_SUFFIXES or source.suffix.lower() in VIDEO_FORMATS:
-            pairs.append((source, anonymized / relative))
-    return pairs
+    return [
+        (entry.source, entry.target)
+        for entry in plan_jobs([original], anonymized)
+        if isinstance(entry, Job) and not is_veil_output(entry.source)
+    ]

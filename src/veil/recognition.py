@@ -107,14 +107,18 @@ class FaceRecognizer:
             if deviation <= FLAT_TOLERANCE:
                 matches.append(FaceMatch(box, None, None))  # already a flat fill: nothing got through
                 continue
-            rectangle = self._dlib.rectangle(round(x1), round(y1), round(x2), round(y2))
-            shape = self._landmarks(original, rectangle)
+            shape = self._shape(original, (x1, y1, x2, y2))
             before = self._descriptor(original, shape)
             after = self._descriptor(output, shape)
             control = self._descriptor(flattened, shape)
             distances = float(np.linalg.norm(before - after)), float(np.linalg.norm(before - control))
             matches.append(FaceMatch(box, *distances))
         return matches
+
+    def _shape(self, image: npt.NDArray[np.uint8], box: tuple[float, float, float, float]) -> Any:
+        """dlib's five landmarks of the face in `box`, for alignment."""
+        x1, y1, x2, y2 = (round(v) for v in box)
+        return self._landmarks(image, self._dlib.rectangle(x1, y1, x2, y2))
 
     def _descriptor(self, image: npt.NDArray[np.uint8], shape: Any) -> npt.NDArray[np.float64]:
         return np.array(self._net.compute_face_descriptor(image, shape))
@@ -129,9 +133,7 @@ class FaceRecognizer:
         (default: the image itself); for the benchmark that measures the attack."""
         image = np.ascontiguousarray(image)
         reference = image if aligned_on is None else np.ascontiguousarray(aligned_on)
-        x1, y1, x2, y2 = box
-        shape = self._landmarks(reference, self._dlib.rectangle(round(x1), round(y1), round(x2), round(y2)))
-        return np.array(self._net.compute_face_descriptor(image, shape))
+        return self._descriptor(image, self._shape(reference, box))
 
 
 def _flattened(

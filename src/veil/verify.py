@@ -32,7 +32,7 @@ from veil.errors import VeilError
 from veil.media.image import read_image
 from veil.media.tags import file_tags
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSource
-from veil.models import ModelSpec
+from veil.models import DLIB_LANDMARKS, DLIB_RECOGNITION, ModelSpec
 from veil.options import AudioMode, DetectionOptions, VerifyOptions
 from veil.recognition import FaceRecognizer, RecognitionUnavailable
 from veil.report import Check, Finding, Verification
@@ -83,12 +83,8 @@ class Verifier:
 
     @property
     def models(self) -> list[ModelSpec]:
-        return [self._retinaface.model, self._centerface.model, *self._recognition_models()]
-
-    def _recognition_models(self) -> list[ModelSpec]:
-        from veil.models import DLIB_LANDMARKS, DLIB_RECOGNITION
-
-        return [DLIB_LANDMARKS, DLIB_RECOGNITION] if self.recognizer is not None else []
+        recognition = [DLIB_LANDMARKS, DLIB_RECOGNITION] if self.recognizer is not None else []
+        return [self._retinaface.model, self._centerface.model, *recognition]
 
     def verify(self, original: Path, output: Path, audio: AudioMode | None = None) -> Verification:
         """Attack `output`, made from `original`. Raises VeilError only when
