@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from veil.detect import CenterFaceDetector, detection_scales, iter_tiles
+from veil.detect import CenterFaceDetector, detection_passes, detection_scales, frame_passes, iter_tiles
 from veil.options import DetectionOptions
 
 from conftest import ASTRONAUT_FACE
@@ -70,3 +70,20 @@ def test_tiles_cover_the_image_with_overlap() -> None:
     xs = sorted({x for x, _, _, _ in tiles})
     widths = {x: w for x, _, w, _ in tiles}
     assert all(xs[i] + widths[xs[i]] - xs[i + 1] >= 128 for i in range(len(xs) - 1))
+
+
+def test_video_frames_share_out_the_costly_passes() -> None:
+    options = DetectionOptions()
+    passes = detection_passes(1920, 1080, options)
+    assert [p.scale for p in passes if p.finest] == [2.0]
+    assert sum(p.mirrored for p in passes) == len(passes) // 2  # each scale but the finest, mirrored
+    per_frame = [frame_passes(passes, index, options) for index in range(6)]
+    plain = [p for p in passes if not p.finest and not p.mirrored]
+    for chosen in per_frame:
+        assert all(p in chosen for p in plain)  # every frame gets every plain pass
+    finest = [any(p.finest for p in chosen) for chosen in per_frame]
+    mirrored = [any(p.mirrored for p in chosen) for chosen in per_frame]
+    assert finest == [True, False, False, True, False, False]
+    assert mirrored == [False, True, False, True, False, True]
+    every = DetectionOptions(video_fine_every=1, video_mirror_every=1)
+    assert frame_passes(passes, 4, every) == passes

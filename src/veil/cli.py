@@ -23,13 +23,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from veil.detect import CenterFaceDetector
+from veil import devices
 from veil.errors import VeilError
 from veil.media.files import publish_bytes
 from veil.options import (
     AnonymizeOptions,
     AudioMode,
     DetectionOptions,
+    Device,
     MaskMethod,
     MaskOptions,
     TrackingOptions,
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-verify", action="store_true",
         help="do not attack each output after writing it (see veil verify)",
     )  # fmt: skip
+    _add_device_argument(anonymize)
     verify = commands.add_parser(
         "verify",
         help="check anonymized files against their originals",
@@ -125,7 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--audio", choices=[m.value for m in AudioMode], default=video.audio.value,
         help="the sound the outputs should have, as given to anonymize (default keep)",
     )  # fmt: skip
+    _add_device_argument(verify)
     return parser
+
+
+def _add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device", choices=[d.value for d in Device], default=Device.AUTO.value,
+        help="where the detectors run: auto (default: an NVIDIA GPU when veil[gpu] is installed "
+        "and finds one, else the CPU), cpu, or cuda",
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 tracking=TrackingOptions(max_gap=args.max_gap, extend=args.extend),
             ),
             verify=not args.no_verify,
+            device=Device(args.device),
         )
     except ValueError as e:
         parser.error(str(e))
@@ -185,7 +197,7 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
 
     report_path = args.report or (args.output or Path.cwd()) / REPORT_NAME
     try:
-        detector = CenterFaceDetector(options.detection)
+        detector = devices.centerface(options.detection, options.device)
     except VeilError as e:
         errors.print(f"veil: {type(e).__name__}: {e}", highlight=False, markup=False)
         return EXIT_FAILED
@@ -264,7 +276,7 @@ def run_verify(args: argparse.Namespace) -> int:
         errors.print(f"veil: no such file or folder: {args.original}", highlight=False, markup=False)
         return EXIT_FAILED
     try:
-        verifier = Verifier()
+        verifier = Verifier(device=Device(args.device))
     except VeilError as e:
         errors.print(f"veil: {type(e).__name__}: {e}", highlight=False, markup=False)
         return EXIT_FAILED

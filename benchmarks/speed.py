@@ -1,0 +1,252 @@
+"""Speed of veil's defaults against deface 1.5.0 and the plain transcode floor.
+
+    python benchmarks/speed.py [--data ../shared/data] [--no-deface] [--no-photos]
+                               [--clip NAME] [--device auto|cpu|cuda] [--repeat N] [--json FILE]
+
+Same machine, same run, each tool as a user runs it (one CLI process for a
+folder, verification on because it is veil's default):
+- photos: widerface-dev as stored (416x416) and at full size (each image
+  resized back to its original WIDER size, about 1024x700, as the crowd
+  photos a user has would be); images/s over the wall time of the process,
+  and recall by the coverage rule of ../shared/data/README.md;
+- video: each clip of ../shared/data/video: veil's and deface's fps, the
+  transcode floor (decode, convert to RGB and back, encode with veil's x264
+  settings, copy the sound), and veil's peak RSS, also on the clip played
+  `--repeat` times over (memory must stay flat as a clip grows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+from coverage import Tally, changed_pixels, face_covered, height_bin
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--no-deface", action="store_true")
+    parser.add_argument("--no-photos", action="store_true")
+    parser.add_argument("--no-video", action="store_true")
+    parser.add_argument("--clip", action="append", help="only clips whose name contains this")
+    parser.add_argument("--device", default="auto", help="veil --device (default auto)")
+    parser.add_argument("--repeat", type=int, default=3, help="the longer clip plays the clip this often")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    deface = None if args.no_deface else shutil.which("deface") or _beside_python("deface")
+    veil = [sys.executable, "-m", "veil", "anonymize", "-q", "--device", args.device]
+    results: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="veil-speed-") as tmp:
+        root = Path(tmp)
+        wider = args.data / "widerface-dev"
+        if not args.no_photos and (wider / "manifest.json").is_file():
+            manifest = json.loads((wider / "manifest.json").read_text())["files"]
+            for size in ("stored", "full"):
+                staged, boxes = _stage_photos(wider, manifest, root / f"photos-{size}", size == "full")
+                entry: dict[str, object] = {"images": len(staged)}
+                run = _timed([*veil, str(root / f"photos-{size}"), "-o", str(root / f"veil-{size}")])
+                outputs = {name: root / f"veil-{size}" / name for name in staged}
+                entry["veil"] = run | _recall(staged, outputs, boxes)
+                if deface:
+                    copies = root / f"deface-{size}"
+                    shutil.copytree(root / f"photos-{size}", copies)
+                    run = _timed([deface, str(copies)])
+                    outputs = {n: copies / f"{Path(n).stem}_anonymized{Path(n).suffix}" for n in staged}
+                    entry["deface"] = run | _recall(staged, outputs, boxes)
+                _rates(entry, len(staged))
+                results[f"photos/{size}"] = entry
+                print(f"photos/{size}: {json.dumps(entry)}", flush=True)
+        elif not args.no_photos:
+            print(f"photos skipped: no evaluation data at {wider} (see ../shared/data/README.md)")
+        clips = sorted((args.data / "video").glob("*.mp4")) if not args.no_video else []
+        if args.clip:
+            clips = [c for c in clips if any(part in c.name for part in args.clip)]
+        for clip in clips:
+            frames = _count_frames(clip)
+            entry = {"frames": frames, "size": _size(clip)}
+            entry["floor"] = {"seconds": _transcode_floor(clip, root / "floor" / clip.name)}
+            entry["veil"] = _timed([*veil, str(clip), "-o", str(root / "veil-video")])
+            if deface:
+                out = root / "deface-video" / clip.name
+                out.parent.mkdir(parents=True, exist_ok=True)
+                entry["deface"] = _timed([deface, str(clip), "-o", str(out)])
+            if args.repeat > 1:
+                longer = root / "long" / clip.name
+                _repeated(clip, longer, args.repeat)
+                run = _timed([*veil, str(longer), "-o", str(root / "veil-long")])
+                entry["veil_repeated"] = run | {"frames": frames * args.repeat}
+            _rates(entry, frames, unit="fps")
+            results[clip.name] = entry
+            print(f"{clip.name}: {json.dumps(entry)}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def _beside_python(name: str) -> str | None:
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else None
+
+
+def _timed(command: list[str]) -> dict[str, object]:
+    """Wall time, exit status and peak RSS of one process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    stderr = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - started
+    result: dict[str, object] = {
+        "seconds": round(seconds, 2),
+        "exit": process.returncode,
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+    }
+    if process.returncode not in (0, 1):
+        result["stderr"] = stderr.decode(errors="replace")[-500:]
+    return result
+
+
+def _rates(entry: dict, count: int, unit: str = "images_per_s") -> None:
+    for tool in ("veil", "deface", "floor"):
+        if tool in entry and entry[tool].get("seconds"):
+            entry[tool][unit] = round(count / entry[tool]["seconds"], 3)
+    veil = entry["veil"].get(unit)
+    for other in ("deface", "floor"):
+        if other in entry and entry[other].get(unit) and veil:
+            entry[f"veil_over_{other}"] = round(veil / entry[other][unit], 3)
+
+
+def _stage_photos(
+    wider: Path, manifest: list[dict], folder: Path, full: bool
+) -> tuple[dict[str, Path], dict[str, list[list[float]]]]:
+    """Copies of the images, stored or resized to the original WIDER size,
+    and their valid face boxes (x, y, w, h) in the staged pixels."""
+    folder.mkdir(parents=True)
+    staged, boxes = {}, {}
+    for item in manifest:
+        name = Path(item["file"]).name
+        target = folder / name
+        if full:
+            with Image.open(wider / item["file"]) as image:
+                size = (item["original_width"], item["original_height"])
+                image.convert("RGB").resize(size, Image.Resampling.LANCZOS).save(target, quality=92)
+            key = "box_original_pixels"
+        else:
+            shutil.copyfile(wider / item["file"], target)
+            key = "box"
+        staged[name] = target
+        boxes[name] = [face[key] for face in item["faces"] if not face["invalid"]]
+    return staged, boxes
+
+
+def _recall(
+    staged: dict[str, Path], outputs: dict[str, Path], boxes: dict[str, list[list[float]]]
+) -> dict[str, object]:
+    tally = Tally()
+    for name, source in staged.items():
+        with Image.open(source) as image:
+            original = np.asarray(image.convert("RGB"))
+        output = original
+        if outputs[name].exists():
+            with Image.open(outputs[name]) as image:
+                output = np.asarray(image.convert("RGB"))
+        else:
+            tally.missing_outputs += 1
+        changed = changed_pixels(original, output)
+        for box in boxes[name]:
+            covered = face_covered(changed, box)
+            tally.add("all", covered)
+            tally.add(height_bin(box[3]), covered)
+    summary = tally.summary()
+    return {"recall": summary["recall"], "missing": summary["missing_outputs"]}
+
+
+def _count_frames(clip: Path) -> int:
+    with av.open(str(clip)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def _size(clip: Path) -> list[int]:
+    with av.open(str(clip)) as container:
+        video = container.streams.video[0].codec_context
+        return [video.width, video.height]
+
+
+def _transcode_floor(clip: Path, out: Path) -> float:
+    """Decode and re-encode with veil's settings (libx264 crf 20 preset fast), copy audio."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with av.open(str(clip)) as source, av.open(str(out), "w") as sink:
+        video_in = source.streams.video[0]
+        video_in.thread_type = "AUTO"
+        video = sink.add_stream("libx264", rate=video_in.average_rate or 30)
+        video.width, video.height = video_in.codec_context.width, video_in.codec_context.height
+        video.pix_fmt = "yuv420p"
+        video.time_base = video.codec_context.time_base = video_in.time_base or Fraction(1, 90000)
+        video.options = {"crf": "20", "preset": "fast"}
+        audio_in = source.streams.audio[0] if source.streams.audio else None
+        audio = sink.add_stream_from_template(audio_in) if audio_in else None
+        streams = [video_in] + ([audio_in] if audio_in else [])
+        for packet in source.demux(streams):
+            if packet.stream is audio_in:
+                if packet.dts is not None:
+                    packet.stream = audio
+                    sink.mux(packet)
+                continue
+            for frame in packet.decode():
+                rgb = frame.to_ndarray(format="rgb24")
+                new = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                new.pts, new.time_base = frame.pts, frame.time_base
+                sink.mux(video.encode(new))
+        sink.mux(video.encode(None))
+    return round(time.perf_counter() - started, 2)
+
+
+def _repeated(clip: Path, out: Path, times: int) -> None:
+    """The clip's pictures `times` over, one after another, without sound."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(out), "w") as sink:
+        video = None
+        offset = 0
+        for _ in range(times):
+            with av.open(str(clip)) as source:
+                stream = source.streams.video[0]
+                if video is None:
+                    video = sink.add_stream("libx264", rate=stream.average_rate or 30)
+                    video.width, video.height = stream.codec_context.width, stream.codec_context.height
+                    video.pix_fmt = "yuv420p"
+                    video.time_base = video.codec_context.time_base = stream.time_base
+                    video.options = {"crf": "18", "preset": "veryfast"}
+                last = 0
+                for frame in source.decode(video=0):
+                    new = frame.reformat(format="yuv420p")
+                    new.pts, new.time_base = frame.pts + offset, frame.time_base
+                    last = frame.pts + (frame.duration or 1)
+                    sink.mux(video.encode(new))
+                offset += last
+        assert video is not None
+        sink.mux(video.encode(None))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

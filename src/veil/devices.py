@@ -1,0 +1,50 @@
+"""Choose where the detectors run, and build them there.
+
+The CPU path needs nothing beyond veil's own dependencies; `veil.gpu` and
+PyTorch are imported only when a GPU is asked for, or found under AUTO.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from veil.detect import CenterFaceDetector, Detector
+from veil.errors import VeilError
+from veil.options import DetectionOptions, Device
+from veil.retinaface import RetinaFaceDetector
+
+if TYPE_CHECKING:
+    from veil.gpu import TorchRetinaFace
+
+
+class Unavailable(VeilError):
+    """A GPU was asked for and there is none that veil can use."""
+
+
+def resolve(device: Device) -> Device:
+    """AUTO made definite; CUDA checked."""
+    if device is Device.CPU:
+        return device
+    from veil.gpu import cuda_available
+
+    if cuda_available():
+        return Device.CUDA
+    if device is Device.CUDA:
+        raise Unavailable("no CUDA GPU that veil can use (pip install 'veil[gpu]': PyTorch with CUDA, onnx)")
+    return Device.CPU
+
+
+def centerface(options: DetectionOptions, device: Device) -> Detector:
+    if resolve(device) is Device.CUDA:
+        from veil.gpu import TorchCenterFace
+
+        return TorchCenterFace(options)
+    return CenterFaceDetector(options)
+
+
+def retinaface(threshold: float, device: Device) -> RetinaFaceDetector | TorchRetinaFace:
+    if resolve(device) is Device.CUDA:
+        from veil.gpu import TorchRetinaFace
+
+        return TorchRetinaFace(threshold)
+    return RetinaFaceDetector(threshold)
