@@ -52,7 +52,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="the longer clip plays the clip this often")
     parser.add_argument("--json", type=Path)
     parser.add_argument(
-        "--veil-src", type=Path, help="run the veil found in this src folder (another checkout, for before/after)"
+        "--veil-src", type=Path, help="run the veil in this src folder (another checkout: before/after)"
     )
     parser.add_argument("--no-floor", action="store_true", help="skip the transcode floor")
     args = parser.parse_args()
