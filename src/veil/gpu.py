@@ -11,8 +11,10 @@ on the GPU, and only the cells above threshold come back to the CPU.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Callable, Sequence
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +49,8 @@ def cuda_available() -> bool:
     torch when it is not installed (the CPU path stays free of it)."""
     if importlib.util.find_spec("torch") is None or importlib.util.find_spec("onnx") is None:
         return False
+    if sys.platform == "linux" and not Path("/proc/driver/nvidia").exists():
+        return False  # no NVIDIA driver: spare the second it takes to import torch
     import torch
 
     return bool(torch.cuda.is_available())
