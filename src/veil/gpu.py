@@ -41,6 +41,7 @@ _BUCKET = 128
 # shapes: it pays from about 650 frames on, and is used from this many.
 CUDNN_FROM_FRAMES = 1000
 _MEAN_BGR = (104.0, 117.0, 123.0)  # RetinaFace's input normalisation
+_NVIDIA_DRIVER = ("/dev/nvidiactl", "/proc/driver/nvidia")  # CUDA needs one of them on Linux
 
 
 @cache
@@ -49,7 +50,7 @@ def cuda_available() -> bool:
     torch when it is not installed (the CPU path stays free of it)."""
     if importlib.util.find_spec("torch") is None or importlib.util.find_spec("onnx") is None:
         return False
-    if sys.platform == "linux" and not Path("/proc/driver/nvidia").exists():
+    if sys.platform == "linux" and not any(Path(p).exists() for p in _NVIDIA_DRIVER):
         return False  # no NVIDIA driver: spare the second it takes to import torch
     import torch
 
