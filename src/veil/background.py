@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 _POLL_S = 0.1
 
 
-def prefetched(items: Iterator[T], depth: int = 8) -> Iterator[T]:
-    """`items`, produced on a background thread up to `depth` ahead."""
+def prefetched(items: Iterator[T], depth: int = 8) -> Generator[T, None, None]:
+    """`items`, produced on a background thread up to `depth` ahead. Close
+    it (`contextlib.closing`) before what `items` reads from is closed: that
+    stops the thread."""
     slots: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 

@@ -11,6 +11,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
@@ -236,13 +237,14 @@ def _stream_frames(
         batch.clear()
 
     try:
-        for item in prefetched(video.iter_media()):
-            if not isinstance(item, VideoFrameIn):
-                encoder.submit(partial(sink.write_audio, item))
-                continue
-            batch.append(item)
-            if len(batch) >= detector.batch:
-                detect_batch()
+        with closing(prefetched(video.iter_media())) as media:
+            for item in media:
+                if not isinstance(item, VideoFrameIn):
+                    encoder.submit(partial(sink.write_audio, item))
+                    continue
+                batch.append(item)
+                if len(batch) >= detector.batch:
+                    detect_batch()
         detect_batch()
         tracker.finish()
         while pending:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
@@ -172,9 +173,11 @@ class Verifier:
                 self._retinaface.expect_clip(expected.frames)
                 self._centerface.expect_clip(expected.frames)
                 try:
-                    spans = self._attack_frames(
-                        prefetched(_frames(source)), prefetched(_frames(result)), every, tally
-                    )
+                    with (
+                        closing(prefetched(_frames(source))) as originals,
+                        closing(prefetched(_frames(result))) as outputs,
+                    ):
+                        spans = self._attack_frames(originals, outputs, every, tally)
                 except VeilError as e:
                     tally.failures.append(Finding(Check.INTEGRITY, f"the output does not decode: {e}"))
                     return
