@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -34,6 +33,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from coverage import Tally, changed_pixels, face_covered, height_bin
+from video import beside_python, transcode_floor
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -58,7 +58,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.veil_src:
         os.environ["PYTHONPATH"] = str(args.veil_src.resolve())
-    deface = None if args.no_deface else shutil.which("deface") or _beside_python("deface")
+    deface = None if args.no_deface else shutil.which("deface") or beside_python("deface")
     veil = [sys.executable, "-m", "veil", "anonymize", "-q"]
     if not args.veil_src:
         veil += ["--device", args.device]
@@ -92,7 +92,7 @@ def main() -> int:
             frames = _count_frames(clip)
             entry = {"frames": frames, "size": _size(clip)}
             if not args.no_floor:
-                entry["floor"] = {"seconds": _transcode_floor(clip, root / "floor" / clip.name)}
+                entry["floor"] = {"seconds": transcode_floor(clip, root / "floor" / clip.name)}
             entry["veil"] = _timed([*veil, str(clip), "-o", str(root / "veil-video")])
             if deface:
                 out = root / "deface-video" / clip.name
@@ -112,11 +112,6 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
-
-
-def _beside_python(name: str) -> str | None:
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else None
 
 
 def _timed(command: list[str]) -> dict[str, object]:
@@ -204,36 +199,6 @@ def _size(clip: Path) -> list[int]:
     with av.open(str(clip)) as container:
         video = container.streams.video[0].codec_context
         return [video.width, video.height]
-
-
-def _transcode_floor(clip: Path, out: Path) -> float:
-    """Decode and re-encode with veil's settings (libx264 crf 20 preset fast), copy audio."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    with av.open(str(clip)) as source, av.open(str(out), "w") as sink:
-        video_in = source.streams.video[0]
-        video_in.thread_type = "AUTO"
-        video = sink.add_stream("libx264", rate=video_in.average_rate or 30)
-        video.width, video.height = video_in.codec_context.width, video_in.codec_context.height
-        video.pix_fmt = "yuv420p"
-        video.time_base = video.codec_context.time_base = video_in.time_base or Fraction(1, 90000)
-        video.options = {"crf": "20", "preset": "fast"}
-        audio_in = source.streams.audio[0] if source.streams.audio else None
-        audio = sink.add_stream_from_template(audio_in) if audio_in else None
-        streams = [video_in] + ([audio_in] if audio_in else [])
-        for packet in source.demux(streams):
-            if packet.stream is audio_in:
-                if packet.dts is not None:
-                    packet.stream = audio
-                    sink.mux(packet)
-                continue
-            for frame in packet.decode():
-                rgb = frame.to_ndarray(format="rgb24")
-                new = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                new.pts, new.time_base = frame.pts, frame.time_base
-                sink.mux(video.encode(new))
-        sink.mux(video.encode(None))
-    return round(time.perf_counter() - started, 2)
 
 
 def _repeated(clip: Path, out: Path, times: int) -> None:

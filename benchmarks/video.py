@@ -55,7 +55,7 @@ def main() -> int:
         print(f"benchmark skipped: no clips at {folder} (see ../shared/data/README.md)")
         return 0
     reference = RetinaFaceDetector(threshold=0.8)
-    deface = None if args.no_deface else shutil.which("deface") or _beside_python("deface")
+    deface = None if args.no_deface else shutil.which("deface") or beside_python("deface")
     results = {}
     with tempfile.TemporaryDirectory(prefix="veil-video-bench-") as tmp:
         root = Path(tmp)
@@ -72,7 +72,7 @@ def main() -> int:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 entry["deface"] = _timed([deface, str(clip), "-o", str(out)])
                 entry["deface"] |= _describe(out) | _leaks(clip, out, truth)  # type: ignore[operator]
-            entry["transcode_floor_s"] = _transcode_floor(clip, root / "floor" / clip.name)
+            entry["transcode_floor_s"] = transcode_floor(clip, root / "floor" / clip.name)
             results[clip.name] = entry
             _print(clip.name, entry)
     if args.json:
@@ -80,7 +80,7 @@ def main() -> int:
     return 0
 
 
-def _beside_python(name: str) -> str | None:
+def beside_python(name: str) -> str | None:
     candidate = Path(sys.executable).parent / name
     return str(candidate) if candidate.exists() else None
 
@@ -150,7 +150,7 @@ def _leaks(clip: Path, output: Path, truth: list[np.ndarray] | None) -> dict[str
     }
 
 
-def _transcode_floor(clip: Path, out: Path) -> float:
+def transcode_floor(clip: Path, out: Path) -> float:
     """Decode and re-encode with veil's settings (libx264 crf 20 preset fast), copy audio."""
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
