@@ -65,11 +65,14 @@ def test_anonymize_verifies_each_output_and_a_good_one_passes(
     assert verification.tags == []  # nothing at all is left in a rebuilt PNG
 
 
-def test_the_original_copied_as_output_fails_at_the_face(tmp_path: Path, tagged_jpeg: Path) -> None:
+def test_the_original_copied_as_output_fails_at_the_face(
+    tmp_path: Path, tagged_jpeg: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     copy = tmp_path / "copy.jpg"
     shutil.copy(tagged_jpeg, copy)
     report_path = tmp_path / "verify.json"
     assert main(["verify", str(tagged_jpeg), str(copy), "-q", "--report", str(report_path)]) == 1
+    assert f"FAIL {copy}" in capsys.readouterr().err  # -q keeps failures
     report = json.loads(report_path.read_text())
     (file,) = report["files"]
     assert file["passed"] is False

@@ -122,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--report", type=Path, metavar="FILE", help=f"JSON report path (default ./{VERIFY_REPORT_NAME})"
     )
-    verify.add_argument("-q", "--quiet", action="store_true", help="print nothing; the exit status says")
+    verify.add_argument(
+        "-q", "--quiet", action="store_true", help="print only failures and errors; the exit status says"
+    )
     verify.add_argument(
         "--audio", choices=[m.value for m in AudioMode], default=video.audio.value,
         help="the sound the outputs should have, as given to anonymize (default keep)",
@@ -271,7 +273,7 @@ def _write_report(report: RunReport | VerifyRunReport, path: Path, inputs: list[
 
 def run_verify(args: argparse.Namespace) -> int:
     out = Console(stderr=True, quiet=args.quiet)
-    errors = Console(stderr=True, quiet=args.quiet)
+    errors = Console(stderr=True)  # failures are printed even with -q, as anonymize does
     if not args.original.exists():
         errors.print(f"veil: no such file or folder: {args.original}", highlight=False, markup=False)
         return EXIT_FAILED
@@ -281,7 +283,7 @@ def run_verify(args: argparse.Namespace) -> int:
         errors.print(f"veil: {type(e).__name__}: {e}", highlight=False, markup=False)
         return EXIT_FAILED
     if verifier.recognition_missing:
-        errors.print(f"note: {verifier.recognition_missing}", style="yellow", highlight=False, markup=False)
+        out.print(f"note: {verifier.recognition_missing}", style="yellow", highlight=False, markup=False)
     audio = AudioMode(args.audio)
     report = VerifyRunReport(
         veil_version=veil_version(),
