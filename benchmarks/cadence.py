@@ -77,6 +77,7 @@ def main() -> int:
                 "of_them_uncovered_by_default": len(uncovered),
                 "uncovered_and_confirmed_by_retinaface": sum(1 for u in uncovered if u[2]),
                 "frames_with_an_uncovered_box": frames_with,
+                "confirmed": [u[:2] for u in uncovered if u[2]],
                 "first_uncovered": uncovered[:10],
             }
             results[clip.name] = entry
