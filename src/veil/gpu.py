@@ -75,14 +75,15 @@ class OnnxGraph:
             self.values[tensor.name] = self._tensor(numpy_helper.to_array(tensor))
         self.input = next(i.name for i in graph.input if i.name not in self.values)
         self.nodes = []
+        ops = _ops()
         for node in graph.node:
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
             if node.op_type == "Constant":
                 self.values[node.output[0]] = self._tensor(numpy_helper.to_array(attrs["value"]))
                 continue
-            if node.op_type not in _OPS:
+            if node.op_type not in ops:
                 raise NotImplementedError(f"ONNX op {node.op_type} is not supported on the GPU")
-            self.nodes.append((_OPS[node.op_type], list(node.input), list(node.output), attrs))
+            self.nodes.append((ops[node.op_type], list(node.input), list(node.output), attrs))
         last_use: dict[str, int] = {}
         for index, (_, inputs, _, _) in enumerate(self.nodes):
             for name in inputs:
@@ -214,25 +215,6 @@ def _ops() -> dict[str, Callable[[list[Any], dict[str, Any]], Any]]:
         "Cast": lambda a, _: a[0],
         "Resize": _resize,
     }
-
-
-class _LazyOps(dict[str, Callable[[list[Any], dict[str, Any]], Any]]):
-    """The op table, built on first use so that importing this module needs no torch."""
-
-    def _fill(self) -> None:
-        if not super().__len__():
-            self.update(_ops())
-
-    def __contains__(self, key: object) -> bool:
-        self._fill()
-        return super().__contains__(key)
-
-    def __getitem__(self, key: str) -> Callable[[list[Any], dict[str, Any]], Any]:
-        self._fill()
-        return super().__getitem__(key)
-
-
-_OPS = _LazyOps()
 
 
 def _upload(images: Sequence[RGBImage], device: Any, dtype: Any) -> Any:
