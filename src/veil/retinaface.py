@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from veil.detect import check_image
 from veil.detections import Detections
 from veil.models import RETINAFACE, verified_model_bytes
 
@@ -47,8 +48,7 @@ class RetinaFaceDetector:
         pass
 
     def detect(self, image: npt.NDArray[np.uint8], scale: float = 1.0) -> Detections:
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"detect: expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
+        check_image(image)
         height, width = image.shape[:2]
         resized = image
         if scale != 1.0:

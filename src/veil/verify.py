@@ -19,7 +19,7 @@ that does not open) is a failure, not an error: fail closed.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -195,22 +195,18 @@ class Verifier:
                         )
                     )
 
-    def _in_original(self, name: str, before: RGB, box: list[float], scale: float) -> bool:
-        """Whether the original shows a face where one was found in the output.
-        A mask with something round below it (a collar, a helmet) can itself
-        look like a face; such a find has no face under it in the original."""
+    def _find_in_original(self, search: Callable[[RGB], Detections], before: RGB, box: list[float]) -> bool:
+        """Whether `search`, run on the original around `box`, finds a face
+        there. A mask with something round below it (a collar, a helmet) can
+        itself look like a face; such a find has no face under it in the original."""
         height, width = before.shape[:2]
         x1, y1, x2, y2 = box
         grow_x, grow_y = x2 - x1, y2 - y1
         left, top = max(0, math.floor(x1 - grow_x)), max(0, math.floor(y1 - grow_y))
         right, bottom = min(width, math.ceil(x2 + grow_x)), min(height, math.ceil(y2 + grow_y))
-        crop = np.ascontiguousarray(before[top:bottom, left:right])
-        if name == "RetinaFace":
-            found = self._retinaface.detect(crop, scale)
-        else:
-            found = self._centerface.detect(crop)
+        found = search(np.ascontiguousarray(before[top:bottom, left:right])).shifted(left, top)
         target = _int_box(box)
-        return any(_iou(_int_box(other), target) >= 0.3 for other in found.shifted(left, top).boxes.tolist())
+        return any(_iou(_int_box(other), target) >= 0.3 for other in found.boxes.tolist())
 
     def _attack_frames(
         self, originals: Iterator[VideoFrameIn], outputs: Iterator[VideoFrameIn], every: int, tally: _Tally
@@ -269,7 +265,7 @@ class Verifier:
         retinaface = self._retinaface.detect_many(afters, scale)
         centerface = self._centerface.detect_frames(afters, [f or 0 for f in frames])
         return [
-            self._judge(before, after, frame, (found_r, found_c), compare, tally)
+            self._judge(before, after, frame, (found_r, found_c), scale, compare, tally)
             for before, after, frame, found_r, found_c, compare in zip(
                 befores, afters, frames, retinaface, centerface, compare_faces, strict=True
             )
@@ -281,25 +277,30 @@ class Verifier:
         after: RGB,
         frame: int | None,
         found: tuple[Detections, Detections],
+        scale: float,
         compare_faces: bool,
         tally: _Tally,
     ) -> tuple[list[Finding], list[Finding]]:
+        """Judge one frame's finds (RetinaFace's at `scale`, CenterFace's)."""
         changes = _Changes(before, after, self.options.changed_level)
         failures: list[Finding] = []
         review: list[Finding] = []
-        scale = _search_scale(after)
-        searches = (
-            ("RetinaFace", found[0], self.options.fail_score),
-            ("CenterFace", found[1], self.options.centerface_fail_score),
+
+        def retinaface(crop: RGB) -> Detections:
+            return self._retinaface.detect(crop, scale)
+
+        searches: tuple[tuple[str, Detections, float, Callable[[RGB], Detections]], ...] = (
+            ("RetinaFace", found[0], self.options.fail_score, retinaface),
+            ("CenterFace", found[1], self.options.centerface_fail_score, self._centerface.detect),
         )
-        for name, finds, fail_score in searches:
+        for name, finds, fail_score, search in searches:
             for box, score in zip(finds.boxes.tolist(), finds.scores.tolist(), strict=True):
                 if changes.masked(box, self.options.masked_fraction):
                     continue
                 # Only a find that would fail the file is confirmed on the original:
                 # a crowd gives hundreds of weak finds, and review is advisory.
                 failing = score >= fail_score
-                if failing and not self._in_original(name, before, box, scale):
+                if failing and not self._find_in_original(search, before, box):
                     continue
                 finding = Finding(
                     Check.DETECTION,
