@@ -26,6 +26,7 @@ from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).parent))
 from coverage import Tally, changed_pixels, collateral, face_covered, height_bin
+from video import DEFACE_AS_SHIPPED
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -121,7 +122,7 @@ def _run_deface(deface: str, staged: dict[str, Path], out: Path) -> dict:
     """deface writes NAME_anonymized.EXT beside each input: give it its own copies."""
     shutil.copytree(next(iter(staged.values())).parent, out)
     started = time.perf_counter()
-    subprocess.run([deface, str(out)], check=False, capture_output=True)
+    subprocess.run([deface, *DEFACE_AS_SHIPPED, str(out)], check=False, capture_output=True)
     elapsed = time.perf_counter() - started
     outputs = {key: out / f"{path.stem}_anonymized{path.suffix}" for key, path in staged.items()}
     return {"outputs": outputs, "rate": round(len(staged) / elapsed, 2)}

