@@ -1,6 +1,6 @@
 """The GPU path (veil[gpu]): the same models, the same answers.
 
-The interpreter is checked against OpenCV wherever PyTorch and onnx are
+The interpreter is checked against OpenCV wherever PyTorch is
 installed (on the CPU too); the detectors and a whole video run need an
 NVIDIA GPU and are skipped without one. CI has neither: there, what is
 checked is that asking for a GPU that is not there is a clear error.
@@ -24,8 +24,8 @@ from veil.retinaface import RetinaFaceDetector
 
 from conftest import ASTRONAUT_FACE
 
-has_torch = importlib.util.find_spec("torch") is not None and importlib.util.find_spec("onnx") is not None
-needs_torch = pytest.mark.skipif(not has_torch, reason="PyTorch and onnx are not installed (veil[gpu])")
+has_torch = importlib.util.find_spec("torch") is not None
+needs_torch = pytest.mark.skipif(not has_torch, reason="PyTorch is not installed (veil[gpu])")
 needs_cuda = pytest.mark.skipif(not cuda_available(), reason="no CUDA GPU")
 
 

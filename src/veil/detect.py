@@ -160,8 +160,8 @@ class CenterFaceDetector:
         found = []
         for x, y, tile in scaled_tiles(image, scale, self.options):
             heatmap, log_size, offset, _landmarks = net(padded_blob(tile))
-            found.append(decode_centerface(heatmap[0, 0], log_size[0], offset[0], self.options.threshold))
-            found[-1] = found[-1].shifted(x, y)
+            tile_found = decode_centerface(heatmap[0, 0], log_size[0], offset[0], self.options.threshold)
+            found.append(tile_found.shifted(x, y))
         return Detections.concatenate(found).scaled(1.0 / scale)
 
 
@@ -170,14 +170,21 @@ def scaled_tiles(
 ) -> Iterator[tuple[int, int, RGBImage]]:
     """The image resized by `scale` and cut into the tiles one pass searches:
     (x, y, tile) with the tile's corner in the resized image."""
+    scaled = resized(image, scale)
+    height, width = scaled.shape[:2]
+    for x, y, w, h in iter_tiles(width, height, options.tile_side, options.tile_overlap):
+        yield x, y, scaled[y : y + h, x : x + w]
+
+
+def resized(image: RGBImage, scale: float) -> RGBImage:
+    """The image at `scale` times its size (at least 1 px a side): linear
+    when enlarging, area-averaged when reducing."""
+    if scale == 1.0:
+        return image
     height, width = image.shape[:2]
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resized = image
-    if scale != 1.0:
-        interpolation = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
-        resized = np.asarray(cv2.resize(image, size, interpolation=interpolation), dtype=np.uint8)
-    for x, y, w, h in iter_tiles(size[0], size[1], options.tile_side, options.tile_overlap):
-        yield x, y, resized[y : y + h, x : x + w]
+    interpolation = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
+    return np.asarray(cv2.resize(image, size, interpolation=interpolation), dtype=np.uint8)
 
 
 def padded_blob(image: RGBImage) -> npt.NDArray[np.float32]:

@@ -30,7 +30,7 @@ def resolve(device: Device) -> Device:
     if cuda_available():
         return Device.CUDA
     if device is Device.CUDA:
-        raise Unavailable("no CUDA GPU that veil can use (pip install 'veil[gpu]': PyTorch with CUDA, onnx)")
+        raise Unavailable("no CUDA GPU that veil can use (pip install 'veil[gpu]': PyTorch with CUDA)")
     return Device.CPU
 
 

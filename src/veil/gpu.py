@@ -1,7 +1,7 @@
 """CenterFace and RetinaFace on an NVIDIA GPU, through PyTorch.
 
-Optional: `pip install 'veil[gpu]'` (PyTorch with CUDA, and onnx to read the
-graphs). Nothing here is imported unless a GPU is asked for or found. The
+Optional: `pip install 'veil[gpu]'` (PyTorch with CUDA; onnx, which reads
+the graphs, comes with veil). Nothing here is imported unless a GPU is asked for or found. The
 same sha256-checked ONNX files the CPU path runs are read with onnx and run
 op by op by `OnnxGraph`, a small interpreter for the ops these two models
 use, in half precision; frames are searched in batches, images are resized
@@ -46,9 +46,9 @@ _NVIDIA_DRIVER = ("/dev/nvidiactl", "/proc/driver/nvidia")  # CUDA needs one of 
 
 @cache
 def cuda_available() -> bool:
-    """Whether PyTorch, onnx and a CUDA device are all there. Never imports
-    torch when it is not installed (the CPU path stays free of it)."""
-    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("onnx") is None:
+    """Whether PyTorch and a CUDA device are there. Never imports torch when
+    it is not installed (the CPU path stays free of it)."""
+    if importlib.util.find_spec("torch") is None:
         return False
     if sys.platform == "linux" and not any(Path(p).exists() for p in _NVIDIA_DRIVER):
         return False  # no NVIDIA driver: spare the second it takes to import torch

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from veil.detect import check_image
+from veil.detect import check_image, resized
 from veil.detections import Detections
 from veil.engine import Net, fitted_graph
 from veil.models import RETINAFACE
@@ -48,12 +48,7 @@ class RetinaFaceDetector:
     def detect(self, image: npt.NDArray[np.uint8], scale: float = 1.0) -> Detections:
         check_image(image)
         height, width = image.shape[:2]
-        resized = image
-        if scale != 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            interpolation = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
-            resized = np.asarray(cv2.resize(image, size, interpolation=interpolation), dtype=np.uint8)
-        found = self._detect_native(resized)
+        found = self._detect_native(resized(image, scale))
         return found.scaled(1.0 / scale).clipped(width, height)
 
     def detect_many(self, images: Sequence[npt.NDArray[np.uint8]], scale: float = 1.0) -> list[Detections]:
