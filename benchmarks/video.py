@@ -51,12 +51,9 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--clip", action="append", help="only clips whose name contains this")
     args = parser.parse_args()
-    folder = args.data / "video"
-    clips = sorted(folder.glob("*.mp4")) if folder.is_dir() else []
-    if args.clip:
-        clips = [c for c in clips if any(part in c.name for part in args.clip)]
+    clips = evaluation_clips(args.data, args.clip)
     if not clips:
-        print(f"benchmark skipped: no clips at {folder} (see ../shared/data/README.md)")
+        print(f"benchmark skipped: no clips at {args.data / 'video'} (see ../shared/data/README.md)")
         return 0
     reference = RetinaFaceDetector(threshold=0.8)
     deface = None if args.no_deface else shutil.which("deface") or beside_python("deface")
@@ -82,6 +79,13 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0
+
+
+def evaluation_clips(data: Path, names: list[str] | None) -> list[Path]:
+    """The clips of DATA/video, or those whose names contain one of `names`."""
+    folder = data / "video"
+    clips = sorted(folder.glob("*.mp4")) if folder.is_dir() else []
+    return [c for c in clips if not names or any(part in c.name for part in names)]
 
 
 def beside_python(name: str) -> str | None:
