@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+import skimage.data
 from PIL import Image
 
 from veil.cli import main
@@ -258,3 +259,35 @@ def test_report_is_replaced_by_the_next_run(tagged_jpeg: Path, tmp_path: Path) -
     assert run("anonymize", tagged_jpeg, "-o", tmp_path / "two", "--report", report, "-q") == 0
     assert json.loads(report.read_text())["files"][0]["output"] == str(tmp_path / "two" / "protest.jpg")
     assert sorted(p.name for p in report.parent.iterdir()) == ["report.json"]
+
+
+def test_a_photo_with_no_person_comes_out_untouched(tmp_path: Path) -> None:
+    """Scikit-image's cat: CenterFace proposes its head, no second look sees a
+    face, so no mask is drawn; the report lists the candidate and why."""
+    cat = np.ascontiguousarray(skimage.data.chelsea())
+    source = tmp_path / "in" / "cat.png"
+    source.parent.mkdir()
+    Image.fromarray(cat).save(source)
+    out = tmp_path / "out"
+    assert run("anonymize", source, "-o", out, "-q") == 0
+    with Image.open(out / "cat.png") as image:
+        assert np.array_equal(np.asarray(image.convert("RGB")), cat)
+    (file,) = json.loads((out / "veil-report.json").read_text())["files"]
+    assert file["faces"] == []
+    assert file["not_masked"] and {c["reason"] for c in file["not_masked"]} == {
+        "unconfirmed, in a picture with no person"
+    }
+    assert file["verification"]["passed"] is True
+
+
+def test_precision_all_masks_every_candidate_and_high_warns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in" / "cat.png"
+    source.parent.mkdir()
+    Image.fromarray(np.ascontiguousarray(skimage.data.chelsea())).save(source)
+    assert run("anonymize", source, "-o", tmp_path / "all", "-q", "--precision", "all", "--no-verify") == 0
+    (file,) = json.loads((tmp_path / "all" / "veil-report.json").read_text())["files"]
+    assert len(file["faces"]) >= 1 and file["faces"][0]["reason"] == "every candidate"
+    assert run("anonymize", source, "-o", tmp_path / "high", "-q", "--precision", "high", "--no-verify") == 0
+    assert "--precision high" in capsys.readouterr().err

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from veil.choose import ChoosingDetector
 from veil.detect import CenterFaceDetector, Detector
 from veil.errors import VeilError
-from veil.options import DetectionOptions, Device
+from veil.options import AnonymizeOptions, DetectionOptions, Device
 from veil.retinaface import RetinaFaceDetector
 
 if TYPE_CHECKING:
@@ -32,6 +33,12 @@ def resolve(device: Device) -> Device:
     if device is Device.CUDA:
         raise Unavailable("no CUDA GPU that veil can use (pip install 'veil[gpu]': PyTorch with CUDA)")
     return Device.CPU
+
+
+def face_detector(options: AnonymizeOptions) -> ChoosingDetector:
+    """What anonymizing uses: CenterFace's search, then the choice of what to mask."""
+    searcher = centerface(options.detection, options.device)
+    return ChoosingDetector(searcher, options.choice, options.mask.head_scale)
 
 
 def centerface(options: DetectionOptions, device: Device) -> Detector:

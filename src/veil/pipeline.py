@@ -12,7 +12,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from veil import devices
 from veil.background import Worker, prefetched
+from veil.choose import Choice, ChoosingDetector, Reason
 from veil.detect import Detector
 from veil.detections import Detections
 from veil.errors import VeilError
@@ -46,14 +47,24 @@ MAX_VIDEO_BYTES = 1 << 40
 
 @dataclass(frozen=True)
 class ImageResult:
-    """An anonymized array and the faces that were masked in it."""
+    """An anonymized array, the faces that were masked in it and, when the
+    detector chose among candidates, the whole choice."""
 
     image: npt.NDArray[np.uint8]
     detections: Detections
+    choice: Choice | None = None
 
     @property
     def faces(self) -> list[FaceReport]:
-        return _face_reports(self.detections)
+        if self.choice is None:
+            return _face_reports(self.detections)
+        return _face_reports(self.choice.kept, [r for r in self.choice.reasons if r.masked])
+
+    @property
+    def not_masked(self) -> list[FaceReport]:
+        if self.choice is None:
+            return []
+        return _face_reports(self.choice.dropped, [r for r in self.choice.reasons if not r.masked])
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,10 @@ def anonymize_image(
 ) -> ImageResult:
     """Mask every face in an upright HxWx3 uint8 RGB array; returns a new array."""
     options = options or AnonymizeOptions()
-    detector = detector or devices.centerface(options.detection, options.device)
+    detector = detector or devices.face_detector(options)
+    if isinstance(detector, ChoosingDetector):
+        choice = detector.choice(image)
+        return ImageResult(apply_masks(image, choice.kept, options.mask), choice.kept, choice)
     detections = detector.detect(image)
     return ImageResult(apply_masks(image, detections, options.mask), detections)
 
@@ -98,7 +112,7 @@ def anonymize_file(
     target = Path(target) if target is not None else default_target(source)
     options = options or AnonymizeOptions()
     try:
-        detector = detector or devices.centerface(options.detection, options.device)
+        detector = detector or devices.face_detector(options)
         if target.resolve() == source.resolve():
             raise VeilError("output path is the input itself")
         if is_video(source):
@@ -133,6 +147,7 @@ def _anonymize_photo(source: Path, target: Path, options: AnonymizeOptions, dete
         height=height,
         orientation_applied=decoded.orientation,
         faces=result.faces,
+        not_masked=result.not_masked,
         metadata_removed=decoded.metadata,
     )
 
@@ -158,9 +173,7 @@ def _anonymize_video(
         )
         detector.expect_clip(probe.frames)
         try:
-            tracker, faces_per_frame, boxes_per_frame = _stream_frames(
-                video, sink, options, detector, on_frame
-            )
+            streamed = _stream_frames(video, sink, options, detector, on_frame)
             sink.close()
         except BaseException:
             sink.abort()
@@ -168,7 +181,7 @@ def _anonymize_video(
         finally:
             detector.expect_clip(0)
         frames, audio, duration = sink.frames, sink.audio_outcome, sink.duration
-    tracking = tracker.summary()
+    tracking = streamed.tracker.summary()
     return FileReport(
         input=str(source),
         status=FileStatus.ANONYMIZED,
@@ -185,10 +198,21 @@ def _anonymize_video(
             rotation_baked=probe.rotation,
             tracks=tracking.tracks,
             frames_filled_by_tracking=tracking.frames_filled,
-            faces_per_frame=faces_per_frame,
-            boxes_per_frame=boxes_per_frame,
+            candidates_not_masked=streamed.not_masked,
+            faces_per_frame=streamed.faces_per_frame,
+            boxes_per_frame=streamed.boxes_per_frame,
         ),
     )
+
+
+@dataclass
+class _Streamed:
+    """What streaming a clip's frames produced, besides the frames."""
+
+    tracker: FaceTracker
+    faces_per_frame: list[int] = field(default_factory=list)
+    boxes_per_frame: list[list[tuple[int, int, int, int]]] = field(default_factory=list)
+    not_masked: int = 0  # candidates the choice dropped, over all frames
 
 
 def _stream_frames(
@@ -197,16 +221,15 @@ def _stream_frames(
     options: AnonymizeOptions,
     detector: Detector,
     on_frame: FrameProgress | None,
-) -> tuple[FaceTracker, list[int], list[list[tuple[int, int, int, int]]]]:
+) -> _Streamed:
     """Frames are decoded ahead on one thread and masked and encoded behind on
     another, while this one detects, `detector.batch` frames at a time.
     Frames wait in `pending` until tracking has seen enough later frames to
     know every box they need; memory holds only that many frames."""
-    tracker = FaceTracker(options.video.tracking)
+    streamed = _Streamed(FaceTracker(options.video.tracking))
+    tracker = streamed.tracker
     pending: deque[VideoFrameIn] = deque()
     batch: list[VideoFrameIn] = []
-    faces_per_frame: list[int] = []
-    boxes_per_frame: list[list[tuple[int, int, int, int]]] = []
     previous = None
     encoder = Worker()
 
@@ -217,15 +240,21 @@ def _stream_frames(
 
     def emit(frame: VideoFrameIn) -> None:
         boxes = tracker.boxes_for(frame.index)
-        faces_per_frame.append(int(np.count_nonzero(boxes.scores > 0)))
-        boxes_per_frame.append(
+        streamed.faces_per_frame.append(int(np.count_nonzero(boxes.scores > 0)))
+        streamed.boxes_per_frame.append(
             [(round(x1), round(y1), round(x2), round(y2)) for x1, y1, x2, y2 in boxes.boxes.tolist()]
         )
         encoder.submit(lambda: encode(frame.pixels, boxes, frame.pts))
 
     def detect_batch() -> None:
         nonlocal previous
-        found = detector.detect_frames([f.pixels for f in batch], [f.index for f in batch])
+        pixels, indices = [f.pixels for f in batch], [f.index for f in batch]
+        if isinstance(detector, ChoosingDetector):
+            choices = detector.frame_choices(pixels, indices)
+            streamed.not_masked += sum(len(choice.dropped) for choice in choices)
+            found = [choice.kept for choice in choices]
+        else:
+            found = detector.detect_frames(pixels, indices)
         for frame, detections in zip(batch, found, strict=True):
             current = thumbnail(frame.pixels)
             cut = is_scene_cut(previous, current, options.video.tracking.cut_threshold)
@@ -253,7 +282,7 @@ def _stream_frames(
         encoder.abandon()
         raise
     encoder.finish()
-    return tracker, faces_per_frame, boxes_per_frame
+    return streamed
 
 
 def _opaque_where_changed(
@@ -293,7 +322,7 @@ def run_jobs(
 ) -> RunReport:
     """Carry out planned jobs in order; planned reports (skips) pass straight through."""
     options = options or AnonymizeOptions()
-    detector = detector or devices.centerface(options.detection, options.device)
+    detector = detector or devices.face_detector(options)
     verifier = Verifier(options.verification, options.device) if options.verify else None
     report = new_run_report(options, detector, verifier)
     for entry in planned:
@@ -387,10 +416,15 @@ def _failure(source: Path, error: Exception, prefix: str = "") -> FileReport:
     )
 
 
-def _face_reports(detections: Detections) -> list[FaceReport]:
+def _face_reports(detections: Detections, reasons: list[Reason] | None = None) -> list[FaceReport]:
+    why: list[str | None] = [r.value for r in reasons] if reasons is not None else [None] * len(detections)
     return [
-        FaceReport(box=(round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1)), score=round(score, 3))
-        for (x1, y1, x2, y2), score in zip(detections.boxes.tolist(), detections.scores.tolist(), strict=True)
+        FaceReport(
+            box=(round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1)), score=round(score, 3), reason=reason
+        )
+        for (x1, y1, x2, y2), score, reason in zip(
+            detections.boxes.tolist(), detections.scores.tolist(), why, strict=True
+        )
     ]
 
 

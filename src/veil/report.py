@@ -17,10 +17,12 @@ class FileStatus(StrEnum):
 
 @dataclass(frozen=True)
 class FaceReport:
-    """One masked face: its box in output pixels (x1, y1, x2, y2) and score."""
+    """One face candidate: its box in output pixels (x1, y1, x2, y2), the
+    search's score, and why it was masked or not (`veil.choose.Reason`)."""
 
     box: tuple[float, float, float, float]
     score: float
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class VideoReport:
     rotation_baked: int
     tracks: int
     frames_filled_by_tracking: int
+    candidates_not_masked: int = 0  # over all frames, before tracking
     faces_per_frame: list[int] = field(default_factory=list)
     # Every masked box (detected or filled by tracking), x1, y1, x2, y2 per
     # frame. Large: written to a sidecar file beside the report, not into it.
@@ -95,6 +98,8 @@ class FileReport:
     height: int | None = None
     orientation_applied: int | None = None
     faces: list[FaceReport] = field(default_factory=list)
+    # Candidates the search found and veil chose not to mask (photos), with the reason.
+    not_masked: list[FaceReport] = field(default_factory=list)
     metadata_removed: list[str] = field(default_factory=list)
     error: str | None = None
     error_type: str | None = None
@@ -191,7 +196,8 @@ class RunReport:
 def _file_from_dict(data: dict[str, Any]) -> FileReport:
     fields = dict(data)
     fields["status"] = FileStatus(fields["status"])
-    fields["faces"] = [FaceReport(tuple(f["box"]), f["score"]) for f in fields.get("faces", [])]
+    for key in ("faces", "not_masked"):
+        fields[key] = [FaceReport(tuple(f["box"]), f["score"], f.get("reason")) for f in fields.get(key, [])]
     if fields.get("video") is not None:
         fields["video"] = VideoReport(**fields["video"])
     if fields.get("verification") is not None:

@@ -55,12 +55,17 @@ class RetinaFaceDetector:
         return [self.detect(image, scale) for image in images]
 
     def _detect_native(self, image: npt.NDArray[np.uint8]) -> Detections:
-        height, width = image.shape[:2]
-        blob = (image[:, :, ::-1].astype(np.float32) - _MEAN_BGR).transpose(2, 0, 1)[None]
-        loc, conf, _landmarks = self._net(np.ascontiguousarray(blob))
-        scores = np.asarray(conf[0, :, 1], np.float32)
-        keep = np.flatnonzero(scores >= self.threshold)
-        return decode_retinaface(keep, loc[0, keep], scores[keep], width, height, self.threshold)
+        return decode_retinaface_native(self._net, image, self.threshold)
+
+
+def decode_retinaface_native(net: Net, image: npt.NDArray[np.uint8], threshold: float) -> Detections:
+    """Faces scoring at least `threshold` in `image`, searched at its own size by `net`."""
+    height, width = image.shape[:2]
+    blob = (image[:, :, ::-1].astype(np.float32) - _MEAN_BGR).transpose(2, 0, 1)[None]
+    loc, conf, _landmarks = net(np.ascontiguousarray(blob))
+    scores = np.asarray(conf[0, :, 1], np.float32)
+    keep = np.flatnonzero(scores >= threshold)
+    return decode_retinaface(keep, loc[0, keep], scores[keep], width, height, threshold)
 
 
 def decode_retinaface(

@@ -1,0 +1,224 @@
+"""Which face candidates to mask: the picture decides how much proof one needs.
+
+The search (`veil.detect`) proposes every candidate CenterFace scores from
+0.1. On people-free photos those are texture, and almost all are scored
+below 0.5; in a crowd, real faces are scored that low too, by the hundred.
+What separates the two is the rest of the picture, so the choice is made
+per picture (per frame in video):
+
+1. **Does it show people?** Yes when a candidate scored `sure_score` or more
+   is confirmed by a second look (`veil.second_look`), when two looks at
+   one candidate agree firmly, or when at least `crowd` small candidates are
+   confirmed (a crowd whose faces are all tiny).
+2. **If not**, only confirmed candidates are masked: a face must be seen
+   twice before it costs the picture a grey oval.
+3. **If it does**, every candidate is masked, as protection requires where
+   faces are known to be, but for two kinds that are seldom faces, which
+   are masked only when a look confirms them: a box lying mostly inside
+   the head mask of a sure face (hair, a hat, a shoulder: its face would be
+   covered anyway), and a weak box many times larger than the sure faces
+   around it (a patch of wall, a banner).
+
+`Precision.ALL` masks every candidate, as veil did before it chose;
+`Precision.HIGH` also drops weak unconfirmed candidates among people, and
+loses faces (see the README).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from veil.detect import Detector, RGBImage
+from veil.detections import Detections
+from veil.masks import head_ellipses
+from veil.options import ChoiceOptions, MaskOptions, Precision
+from veil.second_look import SMALL_FACE, Look, SecondLook
+
+
+class Reason(StrEnum):
+    """Why a candidate was masked, or not."""
+
+    EVERY_CANDIDATE = "every candidate"  # Precision.ALL: no choice made
+    SURE = "sure"  # scored sure_score and confirmed, or firmly confirmed
+    CONFIRMED = "confirmed"  # a second look found it again
+    AMONG_PEOPLE = "among people"  # the picture shows people: kept without proof
+    # not masked:
+    UNCONFIRMED = "unconfirmed, in a picture with no person"
+    INSIDE_A_HEAD = "inside the head of a sure face, unconfirmed"
+    OUT_OF_SCALE = "far larger than the faces around it, unconfirmed"
+    WEAK = "weak and unconfirmed (precision high)"
+
+    @property
+    def masked(self) -> bool:
+        return self in _MASKED
+
+
+_MASKED = {Reason.EVERY_CANDIDATE, Reason.SURE, Reason.CONFIRMED, Reason.AMONG_PEOPLE}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Every candidate of one picture, and what was decided for each."""
+
+    candidates: Detections
+    reasons: tuple[Reason, ...]
+    shows_people: bool
+    looks: dict[int, Look] = field(default_factory=dict)  # the candidates that were looked at again
+
+    @property
+    def masked(self) -> npt.NDArray[np.bool_]:
+        return np.array([reason.masked for reason in self.reasons], dtype=bool)
+
+    @property
+    def kept(self) -> Detections:
+        return self.candidates.select(np.flatnonzero(self.masked))
+
+    @property
+    def dropped(self) -> Detections:
+        return self.candidates.select(np.flatnonzero(~self.masked))
+
+
+def choose(
+    image: RGBImage,
+    candidates: Detections,
+    second_look: SecondLook | None,
+    options: ChoiceOptions | None = None,
+    head_scale: float = MaskOptions().head_scale,
+) -> Choice:
+    """Decide which of `candidates` (found in `image`) to mask; see the module
+    docstring. `second_look` may be None only with `Precision.ALL`."""
+    options = options or ChoiceOptions()
+    count = len(candidates)
+    if options.precision is Precision.ALL or count == 0:
+        return Choice(candidates, (Reason.EVERY_CANDIDATE,) * count, shows_people=count > 0)
+    if second_look is None:
+        raise ValueError(f"choose: precision {options.precision} needs a SecondLook")
+    looks: dict[int, Look] = {}
+
+    def look(index: int) -> Look:
+        if index not in looks:
+            looks[index] = second_look.look(image, candidates.boxes[index])
+        return looks[index]
+
+    heights = candidates.boxes[:, 3] - candidates.boxes[:, 1]
+    order = [int(i) for i in np.argsort(-candidates.scores, kind="stable")]
+    sure = (candidates.scores >= options.sure_score) & (heights >= SMALL_FACE)
+    shows_people = any(look(i).confirmed for i in order if sure[i])  # stops at the first confirmed
+    if not shows_people:
+        small_confirmed = 0
+        for index in order:  # best first: a picture with people is usually known after a few looks
+            seen = look(index)
+            small_confirmed += seen.small and seen.confirmed
+            if seen.firmly_confirmed or small_confirmed >= options.crowd:
+                shows_people = True
+                break
+    if not shows_people:
+        reasons = tuple(Reason.CONFIRMED if look(i).confirmed else Reason.UNCONFIRMED for i in range(count))
+        return Choice(candidates, reasons, shows_people=False, looks=looks)
+    anchors = sure | np.array([i in looks and looks[i].firmly_confirmed for i in range(count)], dtype=bool)
+    doubtful = _doubtful(image.shape[:2], candidates, anchors, options, head_scale)
+    reasons_list = []
+    for index in range(count):
+        if anchors[index]:
+            reasons_list.append(Reason.SURE)
+            continue
+        doubt = doubtful[index]
+        if doubt is None and options.precision is Precision.HIGH:
+            doubt = Reason.WEAK if candidates.scores[index] < options.weak_score else None
+        if doubt is None:
+            confirmed = index in looks and looks[index].confirmed
+            reasons_list.append(Reason.CONFIRMED if confirmed else Reason.AMONG_PEOPLE)
+        else:
+            reasons_list.append(Reason.CONFIRMED if look(index).confirmed else doubt)
+    return Choice(candidates, tuple(reasons_list), shows_people=True, looks=looks)
+
+
+def _doubtful(
+    shape: tuple[int, ...],
+    candidates: Detections,
+    anchors: npt.NDArray[np.bool_],
+    options: ChoiceOptions,
+    head_scale: float,
+) -> list[Reason | None]:
+    """For each candidate that is not an anchor: why it needs a look to be
+    masked in a picture with people (None: it does not)."""
+    doubts: list[Reason | None] = [None] * len(candidates)
+    if not anchors.any():
+        return doubts
+    sure_faces = candidates.select(np.flatnonzero(anchors))
+    heads = _head_stamp(shape, sure_faces, head_scale)
+    sure_heights = sure_faces.boxes[:, 3] - sure_faces.boxes[:, 1]
+    sure_centres = (sure_faces.boxes[:, :2] + sure_faces.boxes[:, 2:]) / 2
+    for index, (box, score) in enumerate(zip(candidates.boxes, candidates.scores, strict=True)):
+        if anchors[index]:
+            continue
+        if _share_inside(heads, box) >= options.inside_head:
+            doubts[index] = Reason.INSIDE_A_HEAD
+            continue
+        if score >= options.out_of_scale_score:
+            continue
+        height = float(box[3] - box[1])
+        centre = (box[:2] + box[2:]) / 2
+        distances = np.linalg.norm(sure_centres - centre, axis=1) / np.maximum(sure_heights, height)
+        if height > options.out_of_scale * float(sure_heights[int(np.argmin(distances))]):
+            doubts[index] = Reason.OUT_OF_SCALE
+    return doubts
+
+
+def _head_stamp(shape: tuple[int, ...], faces: Detections, head_scale: float) -> npt.NDArray[np.uint8]:
+    """1 inside the head mask of any of `faces`, as `veil.masks` draws it."""
+    stamp = np.zeros(shape[:2], np.uint8)
+    for head in head_ellipses(faces, head_scale):
+        centre = (round(head.centre_x), round(head.centre_y))
+        axes = (max(1, round(head.half_width)), max(1, round(head.half_height)))
+        cv2.ellipse(stamp, centre, axes, 0, 0, 360, color=1, thickness=-1)
+    return stamp
+
+
+def _share_inside(stamp: npt.NDArray[np.uint8], box: npt.NDArray[np.float32]) -> float:
+    height, width = stamp.shape
+    x1, y1 = max(0, round(float(box[0]))), max(0, round(float(box[1])))
+    x2, y2 = min(width, round(float(box[2]))), min(height, round(float(box[3])))
+    if x2 <= x1 or y2 <= y1:
+        return 0.0
+    return float(stamp[y1:y2, x1:x2].mean())
+
+
+class ChoosingDetector:
+    """A Detector that searches with `searcher` and keeps only the candidates
+    `choose` masks. `choices` returns the whole decision for a picture."""
+
+    def __init__(
+        self, searcher: Detector, options: ChoiceOptions | None = None, head_scale: float | None = None
+    ) -> None:
+        self.searcher = searcher
+        self.options = options or ChoiceOptions()
+        self.head_scale = head_scale if head_scale is not None else MaskOptions().head_scale
+        self.model = searcher.model
+        self.batch = searcher.batch
+        self._second_look = SecondLook() if self.options.precision is not Precision.ALL else None
+
+    def expect_clip(self, frames: int) -> None:
+        self.searcher.expect_clip(frames)
+
+    def choice(self, image: RGBImage) -> Choice:
+        return self._choose(image, self.searcher.detect(image))
+
+    def detect(self, image: RGBImage) -> Detections:
+        return self.choice(image).kept
+
+    def frame_choices(self, images: Sequence[RGBImage], indices: Sequence[int]) -> list[Choice]:
+        found = self.searcher.detect_frames(images, indices)
+        return [self._choose(image, candidates) for image, candidates in zip(images, found, strict=True)]
+
+    def detect_frames(self, images: Sequence[RGBImage], indices: Sequence[int]) -> list[Detections]:
+        return [choice.kept for choice in self.frame_choices(images, indices)]
+
+    def _choose(self, image: RGBImage, candidates: Detections) -> Choice:
+        return choose(image, candidates, self._second_look, self.options, self.head_scale)
