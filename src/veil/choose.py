@@ -13,11 +13,9 @@ per picture (per frame in video):
 2. **If not**, only confirmed candidates are masked: a face must be seen
    twice before it costs the picture a grey oval.
 3. **If it does**, every candidate is masked, as protection requires where
-   faces are known to be, but for two kinds that are seldom faces, which
-   are masked only when a look confirms them: a box lying mostly inside
-   the head mask of a sure face (hair, a hat, a shoulder: its face would be
-   covered anyway), and a weak box many times larger than the sure faces
-   around it (a patch of wall, a banner).
+   faces are known to be, but for weak boxes many times taller than the
+   sure faces around them (hair and a hat around a face, a patch of wall, a
+   banner), which are masked only when a look confirms them.
 
 `Precision.ALL` masks every candidate, as veil did before it chose;
 `Precision.HIGH` also drops weak unconfirmed candidates among people, and
@@ -30,14 +28,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
 from veil.detect import Detector, RGBImage
 from veil.detections import Detections
-from veil.masks import head_ellipses
-from veil.options import ChoiceOptions, MaskOptions, Precision
+from veil.options import ChoiceOptions, Precision
 from veil.second_look import SMALL_FACE, Look, SecondLook
 
 
@@ -50,7 +46,6 @@ class Reason(StrEnum):
     AMONG_PEOPLE = "among people"  # the picture shows people: kept without proof
     # not masked:
     UNCONFIRMED = "unconfirmed, in a picture with no person"
-    INSIDE_A_HEAD = "inside the head of a sure face, unconfirmed"
     OUT_OF_SCALE = "far larger than the faces around it, unconfirmed"
     WEAK = "weak and unconfirmed (precision high)"
 
@@ -89,7 +84,6 @@ def choose(
     candidates: Detections,
     second_look: SecondLook | None,
     options: ChoiceOptions | None = None,
-    head_scale: float = MaskOptions().head_scale,
 ) -> Choice:
     """Decide which of `candidates` (found in `image`) to mask; see the module
     docstring. `second_look` may be None only with `Precision.ALL`."""
@@ -101,15 +95,17 @@ def choose(
         raise ValueError(f"choose: precision {options.precision} needs a SecondLook")
     looks: dict[int, Look] = {}
 
-    def look(index: int) -> Look:
-        if index not in looks:
-            looks[index] = second_look.look(image, candidates.boxes[index])
-        return looks[index]
+    def look(index: int, until_confirmed: bool = False) -> Look:
+        seen = looks.get(index)
+        if seen is None or not (seen.complete or until_confirmed):
+            seen = looks[index] = second_look.look(image, candidates.boxes[index], until_confirmed)
+        return seen
 
     heights = candidates.boxes[:, 3] - candidates.boxes[:, 1]
     order = [int(i) for i in np.argsort(-candidates.scores, kind="stable")]
     sure = (candidates.scores >= options.sure_score) & (heights >= SMALL_FACE)
-    shows_people = any(look(i).confirmed for i in order if sure[i])  # stops at the first confirmed
+    # A sure candidate confirmed shows people: the looks stop at the first that confirms.
+    shows_people = any(look(i, until_confirmed=True).confirmed for i in order if sure[i])
     if not shows_people:
         small_confirmed = 0
         for index in order:  # best first: a picture with people is usually known after a few looks
@@ -122,7 +118,7 @@ def choose(
         reasons = tuple(Reason.CONFIRMED if look(i).confirmed else Reason.UNCONFIRMED for i in range(count))
         return Choice(candidates, reasons, shows_people=False, looks=looks)
     anchors = sure | np.array([i in looks and looks[i].firmly_confirmed for i in range(count)], dtype=bool)
-    doubtful = _doubtful(image.shape[:2], candidates, anchors, options, head_scale)
+    doubtful = _out_of_scale(candidates, anchors, options)
     reasons_list = []
     for index in range(count):
         if anchors[index]:
@@ -139,29 +135,20 @@ def choose(
     return Choice(candidates, tuple(reasons_list), shows_people=True, looks=looks)
 
 
-def _doubtful(
-    shape: tuple[int, ...],
-    candidates: Detections,
-    anchors: npt.NDArray[np.bool_],
-    options: ChoiceOptions,
-    head_scale: float,
+def _out_of_scale(
+    candidates: Detections, anchors: npt.NDArray[np.bool_], options: ChoiceOptions
 ) -> list[Reason | None]:
-    """For each candidate that is not an anchor: why it needs a look to be
-    masked in a picture with people (None: it does not)."""
+    """For each candidate: OUT_OF_SCALE when it is weak and more than
+    `out_of_scale` times as tall as the anchor nearest to it (None: it
+    needs no look to be masked among people)."""
     doubts: list[Reason | None] = [None] * len(candidates)
     if not anchors.any():
         return doubts
-    sure_faces = candidates.select(np.flatnonzero(anchors))
-    heads = _head_stamp(shape, sure_faces, head_scale)
-    sure_heights = sure_faces.boxes[:, 3] - sure_faces.boxes[:, 1]
-    sure_centres = (sure_faces.boxes[:, :2] + sure_faces.boxes[:, 2:]) / 2
+    sure_boxes = candidates.boxes[anchors]
+    sure_heights = sure_boxes[:, 3] - sure_boxes[:, 1]
+    sure_centres = (sure_boxes[:, :2] + sure_boxes[:, 2:]) / 2
     for index, (box, score) in enumerate(zip(candidates.boxes, candidates.scores, strict=True)):
-        if anchors[index]:
-            continue
-        if _share_inside(heads, box) >= options.inside_head:
-            doubts[index] = Reason.INSIDE_A_HEAD
-            continue
-        if score >= options.out_of_scale_score:
+        if anchors[index] or score >= options.out_of_scale_score:
             continue
         height = float(box[3] - box[1])
         centre = (box[:2] + box[2:]) / 2
@@ -171,35 +158,13 @@ def _doubtful(
     return doubts
 
 
-def _head_stamp(shape: tuple[int, ...], faces: Detections, head_scale: float) -> npt.NDArray[np.uint8]:
-    """1 inside the head mask of any of `faces`, as `veil.masks` draws it."""
-    stamp = np.zeros(shape[:2], np.uint8)
-    for head in head_ellipses(faces, head_scale):
-        centre = (round(head.centre_x), round(head.centre_y))
-        axes = (max(1, round(head.half_width)), max(1, round(head.half_height)))
-        cv2.ellipse(stamp, centre, axes, 0, 0, 360, color=1, thickness=-1)
-    return stamp
-
-
-def _share_inside(stamp: npt.NDArray[np.uint8], box: npt.NDArray[np.float32]) -> float:
-    height, width = stamp.shape
-    x1, y1 = max(0, round(float(box[0]))), max(0, round(float(box[1])))
-    x2, y2 = min(width, round(float(box[2]))), min(height, round(float(box[3])))
-    if x2 <= x1 or y2 <= y1:
-        return 0.0
-    return float(stamp[y1:y2, x1:x2].mean())
-
-
 class ChoosingDetector:
     """A Detector that searches with `searcher` and keeps only the candidates
     `choose` masks. `choices` returns the whole decision for a picture."""
 
-    def __init__(
-        self, searcher: Detector, options: ChoiceOptions | None = None, head_scale: float | None = None
-    ) -> None:
+    def __init__(self, searcher: Detector, options: ChoiceOptions | None = None) -> None:
         self.searcher = searcher
         self.options = options or ChoiceOptions()
-        self.head_scale = head_scale if head_scale is not None else MaskOptions().head_scale
         self.model = searcher.model
         self.batch = searcher.batch
         self._second_look = SecondLook() if self.options.precision is not Precision.ALL else None
@@ -221,4 +186,4 @@ class ChoosingDetector:
         return [choice.kept for choice in self.frame_choices(images, indices)]
 
     def _choose(self, image: RGBImage, candidates: Detections) -> Choice:
-        return choose(image, candidates, self._second_look, self.options, self.head_scale)
+        return choose(image, candidates, self._second_look, self.options)

@@ -37,8 +37,7 @@ def resolve(device: Device) -> Device:
 
 def face_detector(options: AnonymizeOptions) -> ChoosingDetector:
     """What anonymizing uses: CenterFace's search, then the choice of what to mask."""
-    searcher = centerface(options.detection, options.device)
-    return ChoosingDetector(searcher, options.choice, options.mask.head_scale)
+    return ChoosingDetector(centerface(options.detection, options.device), options.choice)
 
 
 def centerface(options: DetectionOptions, device: Device) -> Detector:

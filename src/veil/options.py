@@ -95,22 +95,21 @@ class ChoiceOptions:
 
     A candidate scored `sure_score` or more and confirmed by a second look
     shows that the picture has people, and so do `crowd` confirmed small
-    candidates. Among people, a candidate lying for `inside_head` of its box
-    in a sure face's head mask, or one scored under `out_of_scale_score` and
-    more than `out_of_scale` times as tall as the sure faces near it, needs
-    a look. With HIGH precision, so does every candidate under `weak_score`.
+    candidates. Among people, a candidate scored under `out_of_scale_score`
+    and more than `out_of_scale` times as tall as the sure face nearest to
+    it needs a look to be masked; with HIGH precision, so does every
+    candidate under `weak_score`.
     """
 
     precision: Precision = Precision.NORMAL
     sure_score: float = 0.5
     crowd: int = 3
-    inside_head: float = 0.8
     out_of_scale: float = 3.0
     out_of_scale_score: float = 0.3
     weak_score: float = 0.2
 
     def __post_init__(self) -> None:
-        for name in ("sure_score", "inside_head", "out_of_scale_score", "weak_score"):
+        for name in ("sure_score", "out_of_scale_score", "weak_score"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1]")
         if self.crowd < 1 or self.out_of_scale <= 1.0:

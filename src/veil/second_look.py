@@ -62,6 +62,7 @@ class Look:
     small: bool
     centerface: tuple[float, ...]
     retinaface: tuple[float, ...] = ()
+    complete: bool = True  # False: stopped at the first look that confirmed it
 
     @property
     def confirmed(self) -> bool:
@@ -90,28 +91,31 @@ class SecondLook:
         self._centerface = Net(fitted_graph(CENTERFACE), _CENTERFACE_OUTPUTS)
         self._retinaface = Net(fitted_graph(RETINAFACE), ["loc", "conf", "landmarks"])
 
-    def look(self, image: RGBImage, box: FloatArray) -> Look:
-        """Look again at the candidate `box` (x1, y1, x2, y2) of `image`."""
+    def look(self, image: RGBImage, box: FloatArray, until_confirmed: bool = False) -> Look:
+        """Look again at the candidate `box` (x1, y1, x2, y2) of `image`. With
+        `until_confirmed`, the looks stop at the first that confirms it (the
+        smallest crops come first), and the Look holds only those made."""
         height = float(box[3] - box[1])
-        if height < SMALL_FACE:
-            scores: list[float] = []
-            for enlarge in _SMALL_ENLARGE:
-                crop, local = _crop(image, box, _SMALL_CONTEXT, enlarge * max(height, 1.0))
-                scores.append(_best(self._centerface_finds(crop), local))
-                mirrored = np.ascontiguousarray(crop[:, ::-1])
-                width = crop.shape[1]
-                flipped = np.array([width - local[2], local[1], width - local[0], local[3]], np.float32)
-                scores.append(_best(self._centerface_finds(mirrored), flipped))
-            return Look(small=True, centerface=tuple(scores))
-        centerface = []
-        for size in _CENTERFACE_SIZES:
-            crop, local = _crop(image, box, _CONTEXT, size)
-            centerface.append(_best(self._centerface_finds(crop), local))
-        retinaface = []
-        for size in _RETINAFACE_SIZES:
-            crop, local = _crop(image, box, _CONTEXT, size)
-            retinaface.append(_best(self._retinaface_finds(crop), local))
-        return Look(small=False, centerface=tuple(centerface), retinaface=tuple(retinaface))
+        small = height < SMALL_FACE
+        centerface: list[float] = []
+        retinaface: list[float] = []
+        planned = _small_looks() if small else _looks()
+        for detector, scale in planned:
+            if until_confirmed and Look(small, tuple(centerface), tuple(retinaface)).confirmed:
+                break
+            if small:
+                crop, local = _crop(image, box, _SMALL_CONTEXT, scale * max(height, 1.0))
+            else:
+                crop, local = _crop(image, box, _CONTEXT, scale)
+            if detector == "mirrored":
+                crop = np.ascontiguousarray(crop[:, ::-1])
+                local = np.array([crop.shape[1] - local[2], local[1], crop.shape[1] - local[0], local[3]])
+            if detector == "retinaface":
+                retinaface.append(_best(self._retinaface_finds(crop), local))
+            else:
+                centerface.append(_best(self._centerface_finds(crop), local))
+        made = len(centerface) + len(retinaface)
+        return Look(small, tuple(centerface), tuple(retinaface), complete=made == len(planned))
 
     def _centerface_finds(self, crop: RGBImage) -> Detections:
         heatmap, log_size, offset, _ = self._centerface(padded_blob(crop))
@@ -121,6 +125,17 @@ class SecondLook:
         if min(crop.shape[:2]) < 16:  # smaller than RetinaFace's coarsest grid
             return Detections.empty()
         return decode_retinaface_native(self._retinaface, crop, _FLOOR)
+
+
+def _looks() -> list[tuple[str, float]]:
+    """A larger candidate's looks, (detector, face height in px), smallest crops first."""
+    pairs = zip(_CENTERFACE_SIZES, _RETINAFACE_SIZES, strict=True)
+    return [look for sizes in pairs for look in zip(("centerface", "retinaface"), sizes, strict=True)]
+
+
+def _small_looks() -> list[tuple[str, float]]:
+    """A small candidate's looks, (CenterFace plain or mirrored, enlargement)."""
+    return [(detector, enlarge) for enlarge in _SMALL_ENLARGE for detector in ("centerface", "mirrored")]
 
 
 def _crop(
