@@ -63,8 +63,9 @@ class Choice:
 
     candidates: Detections
     reasons: tuple[Reason, ...]
-    shows_people: bool
+    shows_people: bool  # the picture itself gave proof of people
     looks: dict[int, Look] = field(default_factory=dict)  # the candidates that were looked at again
+    people_nearby: bool = False  # treated as a picture with people: the frames before it showed some
 
     @property
     def masked(self) -> npt.NDArray[np.bool_]:
@@ -84,9 +85,12 @@ def choose(
     candidates: Detections,
     second_look: SecondLook | None,
     options: ChoiceOptions | None = None,
+    people_nearby: bool = False,
 ) -> Choice:
     """Decide which of `candidates` (found in `image`) to mask; see the module
-    docstring. `second_look` may be None only with `Precision.ALL`."""
+    docstring. With `people_nearby` (a video frame shortly after one that
+    showed people) the picture is treated as one with people even without
+    proof of its own. `second_look` may be None only with `Precision.ALL`."""
     options = options or ChoiceOptions()
     count = len(candidates)
     if options.precision is Precision.ALL or count == 0:
@@ -106,7 +110,7 @@ def choose(
     sure = (candidates.scores >= options.sure_score) & (heights >= SMALL_FACE)
     # A sure candidate confirmed shows people: the looks stop at the first that confirms.
     shows_people = any(look(i, until_confirmed=True).confirmed for i in order if sure[i])
-    if not shows_people:
+    if not shows_people and not people_nearby:
         small_confirmed = 0
         for index in order:  # best first: a picture with people is usually known after a few looks
             seen = look(index)
@@ -114,7 +118,7 @@ def choose(
             if seen.firmly_confirmed or small_confirmed >= options.crowd:
                 shows_people = True
                 break
-    if not shows_people:
+    if not shows_people and not people_nearby:
         reasons = tuple(Reason.CONFIRMED if look(i).confirmed else Reason.UNCONFIRMED for i in range(count))
         return Choice(candidates, reasons, shows_people=False, looks=looks)
     anchors = sure | np.array([i in looks and looks[i].firmly_confirmed for i in range(count)], dtype=bool)
@@ -132,7 +136,7 @@ def choose(
             reasons_list.append(Reason.CONFIRMED if confirmed else Reason.AMONG_PEOPLE)
         else:
             reasons_list.append(Reason.CONFIRMED if look(index).confirmed else doubt)
-    return Choice(candidates, tuple(reasons_list), shows_people=True, looks=looks)
+    return Choice(candidates, tuple(reasons_list), shows_people, looks, people_nearby=not shows_people)
 
 
 def _out_of_scale(
@@ -160,7 +164,12 @@ def _out_of_scale(
 
 class ChoosingDetector:
     """A Detector that searches with `searcher` and keeps only the candidates
-    `choose` masks. `choices` returns the whole decision for a picture."""
+    `choose` masks. `choice` and `frame_choices` return the whole decision.
+
+    In a clip, a frame within `ChoiceOptions.people_memory` frames after one
+    that showed people counts as showing people too, until a scene cut:
+    people do not vanish between two frames, though a turned head or motion
+    blur can leave a frame without proof."""
 
     def __init__(self, searcher: Detector, options: ChoiceOptions | None = None) -> None:
         self.searcher = searcher
@@ -168,22 +177,35 @@ class ChoosingDetector:
         self.model = searcher.model
         self.batch = searcher.batch
         self._second_look = SecondLook() if self.options.precision is not Precision.ALL else None
+        self._people_at: int | None = None  # the last frame of this clip that showed people
 
     def expect_clip(self, frames: int) -> None:
+        self._people_at = None
         self.searcher.expect_clip(frames)
 
     def choice(self, image: RGBImage) -> Choice:
-        return self._choose(image, self.searcher.detect(image))
+        return choose(image, self.searcher.detect(image), self._second_look, self.options)
 
     def detect(self, image: RGBImage) -> Detections:
         return self.choice(image).kept
 
-    def frame_choices(self, images: Sequence[RGBImage], indices: Sequence[int]) -> list[Choice]:
+    def frame_choices(
+        self, images: Sequence[RGBImage], indices: Sequence[int], scene_cuts: Sequence[bool] | None = None
+    ) -> list[Choice]:
+        """The choices for consecutive frames of one clip; `scene_cuts` says
+        which frames start a new scene (none, if not given)."""
         found = self.searcher.detect_frames(images, indices)
-        return [self._choose(image, candidates) for image, candidates in zip(images, found, strict=True)]
+        cuts = scene_cuts if scene_cuts is not None else [False] * len(images)
+        choices = []
+        for image, index, candidates, cut in zip(images, indices, found, cuts, strict=True):
+            if cut:
+                self._people_at = None
+            nearby = self._people_at is not None and index - self._people_at <= self.options.people_memory
+            choice = choose(image, candidates, self._second_look, self.options, nearby)
+            if choice.shows_people:
+                self._people_at = index
+            choices.append(choice)
+        return choices
 
     def detect_frames(self, images: Sequence[RGBImage], indices: Sequence[int]) -> list[Detections]:
         return [choice.kept for choice in self.frame_choices(images, indices)]
-
-    def _choose(self, image: RGBImage, candidates: Detections) -> Choice:
-        return choose(image, candidates, self._second_look, self.options)

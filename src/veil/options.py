@@ -98,12 +98,15 @@ class ChoiceOptions:
     candidates. Among people, a candidate scored under `out_of_scale_score`
     and more than `out_of_scale` times as tall as the sure face nearest to
     it needs a look to be masked; with HIGH precision, so does every
-    candidate under `weak_score`.
+    candidate under `weak_score`. In video, a frame up to `people_memory`
+    frames after one that showed people counts as showing people too, until
+    a scene cut.
     """
 
     precision: Precision = Precision.NORMAL
     sure_score: float = 0.5
     crowd: int = 3
+    people_memory: int = 12
     out_of_scale: float = 3.0
     out_of_scale_score: float = 0.3
     weak_score: float = 0.2
@@ -112,8 +115,8 @@ class ChoiceOptions:
         for name in ("sure_score", "out_of_scale_score", "weak_score"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1]")
-        if self.crowd < 1 or self.out_of_scale <= 1.0:
-            raise ValueError("crowd must be at least 1 and out_of_scale above 1")
+        if self.crowd < 1 or self.out_of_scale <= 1.0 or self.people_memory < 0:
+            raise ValueError("crowd must be at least 1, out_of_scale above 1, people_memory not negative")
 
 
 @dataclass(frozen=True)

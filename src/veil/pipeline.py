@@ -249,16 +249,18 @@ def _stream_frames(
     def detect_batch() -> None:
         nonlocal previous
         pixels, indices = [f.pixels for f in batch], [f.index for f in batch]
+        cuts = []
+        for frame in batch:
+            current = thumbnail(frame.pixels)
+            cuts.append(is_scene_cut(previous, current, options.video.tracking.cut_threshold))
+            previous = current
         if isinstance(detector, ChoosingDetector):
-            choices = detector.frame_choices(pixels, indices)
+            choices = detector.frame_choices(pixels, indices, cuts)
             streamed.not_masked += sum(len(choice.dropped) for choice in choices)
             found = [choice.kept for choice in choices]
         else:
             found = detector.detect_frames(pixels, indices)
-        for frame, detections in zip(batch, found, strict=True):
-            current = thumbnail(frame.pixels)
-            cut = is_scene_cut(previous, current, options.video.tracking.cut_threshold)
-            previous = current
+        for frame, detections, cut in zip(batch, found, cuts, strict=True):
             tracker.push(frame.index, detections, scene_cut=cut)
             pending.append(frame)
             while pending and tracker.is_final(pending[0].index):
