@@ -89,8 +89,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="veil-bench-") as tmp:
         root = args.keep or Path(tmp)
         for name in args.sets.split(","):
-            staged = _stage(wider, gt, manifest, root / name, name)
-            faces = _faces(gt, manifest, full=name == "full")
+            staged = stage_set(wider, gt, manifest, root / name, name)
+            faces = true_faces(gt, manifest, full=name == "full")
             results[f"truth/{name}"] = _truth_collateral(staged, faces)
             run = _run_veil(staged, root / f"veil-{name}")
             results[f"veil/{name}"] = _score(faces, staged, run) | {"images_per_s": run["rate"]}
@@ -114,7 +114,7 @@ class Face:
     subsets: tuple[str, ...]  # the WIDER protocols (easy, medium, hard) it counts in
 
 
-def _faces(gt: list[dict], manifest: dict[str, dict], full: bool) -> dict[str, list[Face]]:
+def true_faces(gt: list[dict], manifest: dict[str, dict], full: bool) -> dict[str, list[Face]]:
     """The ground-truth faces of each image, in the pixels of the staged copy."""
     faces = {}
     for item in gt:
@@ -128,7 +128,7 @@ def _faces(gt: list[dict], manifest: dict[str, dict], full: bool) -> dict[str, l
     return faces
 
 
-def _stage(
+def stage_set(
     wider: Path, gt: list[dict], manifest: dict[str, dict], folder: Path, name: str
 ) -> dict[str, Path]:
     """Copies of the images: as stored (upright), turned with Orientation=6

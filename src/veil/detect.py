@@ -144,15 +144,19 @@ class CenterFaceDetector:
             found.append(self._search(image, frame_passes(passes, index, self.options)))
         return found
 
-    def _search(self, image: RGBImage, passes: list[Pass]) -> Detections:
-        height, width = image.shape[:2]
-        found = []
+    def iter_pass_finds(self, image: RGBImage, passes: list[Pass]) -> Iterator[tuple[Pass, Detections]]:
+        """What each pass finds on its own, in the image's pixels (not yet merged)."""
+        width = image.shape[1]
         mirrored = np.ascontiguousarray(image[:, ::-1]) if any(p.mirrored for p in passes) else None
         for search in passes:
             if search.mirrored and mirrored is not None:
-                found.append(self._detect_at_scale(mirrored, search.scale).mirrored(width))
+                yield search, self._detect_at_scale(mirrored, search.scale).mirrored(width)
             else:
-                found.append(self._detect_at_scale(image, search.scale, search.finest))
+                yield search, self._detect_at_scale(image, search.scale, search.finest)
+
+    def _search(self, image: RGBImage, passes: list[Pass]) -> Detections:
+        height, width = image.shape[:2]
+        found = [finds for _, finds in self.iter_pass_finds(image, passes)]
         return Detections.concatenate(found).clipped(width, height).merged()
 
     def _detect_at_scale(self, image: RGBImage, scale: float, finest: bool = False) -> Detections:
