@@ -1,6 +1,7 @@
 """Masks drawn where there is no person: veil and deface on people-free photos.
 
     python benchmarks/negatives.py [--data ../shared/data] [--no-deface] [--keep DIR] [--json FILE]
+                                   [--veil-src OTHER/src] [--veil-option=--precision=high]
 
 The photos:
 - the people-free photos of ../shared/data listed in its negatives.json
@@ -11,12 +12,15 @@ The photos:
 - a few made here: noise, a sky gradient, stripes.
 
 Every mask on them is a false one. Per photo: the masks drawn (veil's
-report; for deface, the separate changed regions), the share of the picture
-changed (a pixel differs by more than 12 in a channel, as in the coverage
-rule) and veil's verification verdict. deface runs in the same run with its
-defaults, but for `--replacewith solid`, so that the area it hides can be
-measured (a blur leaves flat regions unchanged). With --keep, the outputs and
-a contact sheet (originals left, veil's outputs right) are kept in DIR.
+report; for deface, the separate regions it filled), the share of the
+picture masked (pixels changed by more than 12 in a channel, as in the
+coverage rule, that hold the tool's fill colour), for veil also the share
+changed at all (re-encoding a JPEG changes a few pixels too), and veil's
+verification verdict. deface runs in the same run with its defaults, but for
+`--replacewith solid`, so that the area it hides can be measured (a blur
+leaves flat regions unchanged); it is compared with the pixels as stored,
+since it applies no EXIF orientation. With --keep, the outputs and a contact
+sheet (originals left, veil's outputs right) are kept in DIR.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from veil.media.image import read_image
+from veil.options import MaskOptions
 
 from coverage import changed_pixels
 from video import DEFACE_AS_SHIPPED, beside_python
@@ -46,6 +51,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 # scikit-image data with no person, animal faces included (the cat), as shipped in its wheel.
 _BLACK = 24  # deface's solid fill is black; JPEG leaves it a little above 0
+_VEIL_FILL = np.array(MaskOptions().color, np.int16)
+_FILL_NOISE = 16  # what JPEG leaves of veil's flat grey
 SKIMAGE_IMAGES = (
     "binary_blobs", "brick", "cell", "checkerboard", "chelsea", "clock", "coffee", "colorwheel", "grass",
     "gravel", "horse", "hubble_deep_field", "immunohistochemistry", "logo", "microaneurysms", "moon",
@@ -62,6 +69,12 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="keep the outputs and a contact sheet here")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--veil-src", type=Path, help="run the veil in this src folder (before/after)")
+    parser.add_argument(
+        "--veil-option",
+        action="append",
+        default=[],
+        help="pass this to veil anonymize (e.g. --precision=high)",
+    )
     args = parser.parse_args()
     if args.keep and args.keep.exists():
         parser.error(f"--keep {args.keep}: choose a folder that does not exist yet")
@@ -72,6 +85,7 @@ def main() -> int:
         photos = stage(args.data, root / "photos")
         started = time.perf_counter()
         command = [sys.executable, "-m", "veil", "anonymize", str(root / "photos"), "-o", str(root / "veil")]
+        command += args.veil_option
         run = subprocess.run([*command, "-q"], check=False, capture_output=True, text=True, env=env)
         veil_s = time.perf_counter() - started
         report = json.loads((root / "veil" / "veil-report.json").read_text())
@@ -163,9 +177,12 @@ def veil_row(entry: dict, original: npt.NDArray[np.uint8]) -> dict[str, object]:
         return {"error": entry.get("error", "no output")}
     output = upright(Path(entry["output"]))
     verification = entry.get("verification") or {}
+    changed = changed_pixels(original, output)
+    filled = np.abs(output.astype(np.int16) - _VEIL_FILL).max(axis=2) <= _FILL_NOISE
     return {
         "masks": len(entry["faces"]),
-        "changed": round(float(changed_pixels(original, output).mean()), 4),
+        "changed": round(float(changed.mean()), 4),
+        "masked": round(float((changed & filled).mean()), 4),
         "verified": "FAIL" if verification.get("failures") else "PASS",
         "review": len(verification.get("review", [])),
     }
@@ -185,7 +202,7 @@ def deface_row(copy: Path) -> dict[str, object]:
     if pixels.shape != stored.shape:
         return {"error": f"output is {pixels.shape[1]}x{pixels.shape[0]}, not the input's size"}
     masked = changed_pixels(stored, pixels) & (pixels.max(axis=2) < _BLACK)
-    return {"masks": count_regions(masked), "changed": round(float(masked.mean()), 4)}
+    return {"masks": count_regions(masked), "masked": round(float(masked.mean()), 4)}
 
 
 def count_regions(masked: npt.NDArray[np.bool_], smallest: int = 16) -> int:
@@ -210,11 +227,12 @@ def summarise(rows: list[dict], veil_s: float, veil_exit: int) -> dict[str, obje
             "photos_read": len(done),
             "photos_with_a_mask": sum(1 for r in done if r["masks"] > 0),
             "share_with_a_mask": round(sum(1 for r in done if r["masks"] > 0) / len(done), 3),
-            "mean_area_changed": round(float(np.mean([r["changed"] for r in done])), 4),
+            "mean_area_masked": round(float(np.mean([r["masked"] for r in done])), 4),
             "masks": sum(r["masks"] for r in done),
         }
         if tool == "veil":
             summary[tool] |= {  # type: ignore[operator]
+                "mean_area_changed": round(float(np.mean([r["changed"] for r in done])), 4),
                 "verification_fails": sum(1 for r in done if r["verified"] == "FAIL"),
                 "review_items": sum(r["review"] for r in done),
             }
@@ -231,7 +249,7 @@ def print_rows(rows: list[dict], summary: dict[str, object]) -> None:
                     cells.append(f"{tool}: {value['error']}")
                 else:
                     extra = f" {value['verified']} review={value['review']}" if tool == "veil" else ""
-                    cells.append(f"{tool}: masks={value['masks']} changed={value['changed']:.4f}{extra}")
+                    cells.append(f"{tool}: masks={value['masks']} masked={value['masked']:.4f}{extra}")
         print(f"{row['photo']:60s} " + " | ".join(cells))
     print(json.dumps(summary, indent=1))
 

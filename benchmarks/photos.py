@@ -72,6 +72,12 @@ def main() -> int:
     parser.add_argument("--no-exif", action="store_true", help="skip the metadata samples")
     parser.add_argument("--veil-src", type=Path, help="run the veil in this src folder (before/after)")
     parser.add_argument("--keep", type=Path, help="keep the staged photos and outputs in this new folder")
+    parser.add_argument(
+        "--veil-option",
+        action="append",
+        default=[],
+        help="pass this to veil anonymize (e.g. --precision=high)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if args.veil_src:
@@ -92,7 +98,7 @@ def main() -> int:
             staged = stage_set(wider, gt, manifest, root / name, name)
             faces = true_faces(gt, manifest, full=name == "full")
             results[f"truth/{name}"] = _truth_collateral(staged, faces)
-            run = _run_veil(staged, root / f"veil-{name}")
+            run = _run_veil(staged, root / f"veil-{name}", args.veil_option)
             results[f"veil/{name}"] = _score(faces, staged, run) | {"images_per_s": run["rate"]}
             if deface:
                 run = _run_deface(deface, staged, root / f"deface-{name}")
@@ -170,9 +176,9 @@ def _truth_collateral(staged: dict[str, Path], faces: dict[str, list[Face]]) -> 
     return {"collateral": round(changed_count / max(1, total), 4)}
 
 
-def _run_veil(staged: dict[str, Path], out: Path) -> dict:
+def _run_veil(staged: dict[str, Path], out: Path, options: list[str]) -> dict:
     folder = next(iter(staged.values())).parent
-    command = [sys.executable, "-m", "veil", "anonymize", str(folder), "-o", str(out), "-q"]
+    command = [sys.executable, "-m", "veil", "anonymize", str(folder), "-o", str(out), "-q", *options]
     started = time.perf_counter()
     subprocess.run(command, check=False)
     elapsed = time.perf_counter() - started

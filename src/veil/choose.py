@@ -41,7 +41,7 @@ class Reason(StrEnum):
     """Why a candidate was masked, or not."""
 
     EVERY_CANDIDATE = "every candidate"  # Precision.ALL: no choice made
-    SURE = "sure"  # scored sure_score and confirmed, or firmly confirmed
+    SURE = "sure"  # in a picture with people: scored sure_score or more, or firmly confirmed
     CONFIRMED = "confirmed"  # a second look found it again
     AMONG_PEOPLE = "among people"  # the picture shows people: kept without proof
     # not masked:

@@ -198,16 +198,19 @@ class Verifier:
                     )
 
     def _seen_again(self, before: RGB, box: list[float]) -> bool:
-        """Whether a second look at the original confirms a face there, by the
+        """Whether a second look at the face found in the original confirms it, by the
         rule that decides what veil masks (`veil.second_look`). Round things
         that RetinaFace takes for faces at the size of the whole picture (a
         clock, a copper vase, a cell) are not confirmed."""
         return self._second_look.look(before, np.array(box, np.float32)).confirmed
 
-    def _find_in_original(self, search: Callable[[RGB], Detections], before: RGB, box: list[float]) -> bool:
-        """Whether `search`, run on the original around `box`, finds a face
-        there. A mask with something round below it (a collar, a helmet) can
-        itself look like a face; such a find has no face under it in the original."""
+    def _find_in_original(
+        self, search: Callable[[RGB], Detections], before: RGB, box: list[float]
+    ) -> list[float] | None:
+        """The face `search`, run on the original around `box`, finds there
+        (None: none). A mask with something round below it (a collar, a
+        helmet) can itself look like a face; such a find has no face under
+        it in the original."""
         height, width = before.shape[:2]
         x1, y1, x2, y2 = box
         grow_x, grow_y = x2 - x1, y2 - y1
@@ -215,7 +218,11 @@ class Verifier:
         right, bottom = min(width, math.ceil(x2 + grow_x)), min(height, math.ceil(y2 + grow_y))
         found = search(np.ascontiguousarray(before[top:bottom, left:right])).shifted(left, top)
         target = _int_box(box)
-        return any(_iou(_int_box(other), target) >= 0.3 for other in found.boxes.tolist())
+        overlaps = [_iou(_int_box(other), target) for other in found.boxes.tolist()]
+        if not overlaps or max(overlaps) < 0.3:
+            return None
+        best: list[float] = found.boxes[int(np.argmax(overlaps))].tolist()
+        return best
 
     def _attack_frames(
         self, originals: Iterator[VideoFrameIn], outputs: Iterator[VideoFrameIn], every: int, tally: _Tally
@@ -309,10 +316,11 @@ class Verifier:
                 # Only a find that would fail the file is confirmed on the original:
                 # a crowd gives hundreds of weak finds, and review is advisory.
                 failing = score >= fail_score
-                if failing and not self._find_in_original(search, before, box):
+                in_original = self._find_in_original(search, before, box) if failing else None
+                if failing and in_original is None:
                     continue
                 message = f"{name} finds a face outside every mask"
-                if failing and not self._seen_again(before, box):
+                if in_original is not None and not self._seen_again(before, in_original):
                     failing = False  # a vase, a clock face: a person should look, nothing more
                     message += ", not confirmed by a second look at the original"
                 finding = Finding(Check.DETECTION, message, frame, _int_box(box), round(score, 3))
