@@ -1,5 +1,6 @@
 """veil: hide every face in photos and videos, irreversibly, and strip identifying metadata."""
 
+from veil.choose import Choice, ChoosingDetector, Reason
 from veil.detect import CenterFaceDetector, Detector
 from veil.detections import Detections
 from veil.errors import (
@@ -16,10 +17,12 @@ from veil.errors import (
 )
 from veil.options import (
     AnonymizeOptions,
+    ChoiceOptions,
     DetectionOptions,
     ImageLimits,
     MaskMethod,
     MaskOptions,
+    Precision,
     VerifyOptions,
 )
 from veil.pipeline import ImageResult, anonymize_file, anonymize_image, anonymize_paths
@@ -33,6 +36,9 @@ __all__ = [
     "AnonymizeOptions",
     "CenterFaceDetector",
     "Check",
+    "Choice",
+    "ChoiceOptions",
+    "ChoosingDetector",
     "CorruptInputError",
     "DetectionOptions",
     "Detections",
@@ -52,6 +58,8 @@ __all__ = [
     "ModelInfo",
     "OutputError",
     "OutputExistsError",
+    "Precision",
+    "Reason",
     "RunReport",
     "UnreadableInputError",
     "UnsupportedFormatError",

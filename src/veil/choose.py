@@ -135,7 +135,7 @@ def choose(
             confirmed = index in looks and looks[index].confirmed
             reasons_list.append(Reason.CONFIRMED if confirmed else Reason.AMONG_PEOPLE)
         else:
-            reasons_list.append(Reason.CONFIRMED if look(index).confirmed else doubt)
+            reasons_list.append(Reason.CONFIRMED if look(index, until_confirmed=True).confirmed else doubt)
     return Choice(candidates, tuple(reasons_list), shows_people, looks, people_nearby=not shows_people)
 
 
