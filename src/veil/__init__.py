@@ -11,6 +11,7 @@ from veil.errors import (
     ModelError,
     OutputError,
     OutputExistsError,
+    PlanError,
     UnreadableInputError,
     UnsupportedFormatError,
     VeilError,
@@ -25,8 +26,9 @@ from veil.options import (
     Precision,
     VerifyOptions,
 )
-from veil.pipeline import ImageResult, anonymize_file, anonymize_image, anonymize_paths
+from veil.pipeline import ImageResult, anonymize_file, anonymize_image, anonymize_paths, render_file
 from veil.pipeline import veil_version as _veil_version
+from veil.plan import Decision, Kind, Plan, Region, Shape, load_plan, save_plan
 from veil.report import Check, FaceReport, FileReport, FileStatus, Finding, ModelInfo, RunReport, Verification
 from veil.verify import Verifier
 
@@ -40,6 +42,7 @@ __all__ = [
     "ChoiceOptions",
     "ChoosingDetector",
     "CorruptInputError",
+    "Decision",
     "DetectionOptions",
     "Detections",
     "Detector",
@@ -52,15 +55,20 @@ __all__ = [
     "ImageResult",
     "ImageTooLargeError",
     "InputError",
+    "Kind",
     "MaskMethod",
     "MaskOptions",
     "ModelError",
     "ModelInfo",
     "OutputError",
     "OutputExistsError",
+    "Plan",
+    "PlanError",
     "Precision",
     "Reason",
+    "Region",
     "RunReport",
+    "Shape",
     "UnreadableInputError",
     "UnsupportedFormatError",
     "VeilError",
@@ -71,4 +79,7 @@ __all__ = [
     "anonymize_file",
     "anonymize_image",
     "anonymize_paths",
+    "load_plan",
+    "render_file",
+    "save_plan",
 ]

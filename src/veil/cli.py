@@ -38,13 +38,26 @@ from veil.options import (
     TrackingOptions,
     VideoOptions,
 )
-from veil.pipeline import Job, is_video, model_info, plan_jobs, plan_pairs, run_jobs, veil_version
+from veil.pipeline import (
+    Job,
+    RenderJob,
+    is_video,
+    model_info,
+    plan_beside,
+    plan_jobs,
+    plan_pairs,
+    plan_renders,
+    render_jobs,
+    run_jobs,
+    veil_version,
+)
 from veil.report import FileReport, FileStatus, PairReport, RunReport, Verification, VerifyRunReport
 from veil.verify import Verifier
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # argparse exits 2 on usage errors
 REPORT_NAME = "veil-report.json"
 VERIFY_REPORT_NAME = "veil-verify.json"
+RENDER_REPORT_NAME = "veil-render.json"
 SHOWN_FINDINGS = 5  # per file on the terminal; the report has them all
 
 REVERSIBLE_WARNING = (
@@ -138,6 +151,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="the sound the outputs should have, as given to anonymize (default keep)",
     )  # fmt: skip
     _add_device_argument(verify)
+    render = commands.add_parser(
+        "render",
+        help="re-render outputs from their originals and edited mask plans",
+        description="Render an output from the original and a mask plan (as veil anonymize wrote "
+        "it, NAME.EXT.plan.json, perhaps edited), with no detection, then verify it as anonymize "
+        "does: a face seen where the plan dropped a mask fails the file.",
+    )
+    render.add_argument("original", type=Path, metavar="ORIGINAL", help="the original file or folder")
+    render.add_argument(
+        "plan", type=Path, metavar="PLAN",
+        help="its plan, or a folder with NAME.EXT.plan.json at each original's relative path",
+    )  # fmt: skip
+    render.add_argument(
+        "-o", "--output", type=Path, metavar="OUTPUT", required=True,
+        help="the output file, or a folder for outputs at the originals' relative paths",
+    )  # fmt: skip
+    render.add_argument(
+        "--report", type=Path, metavar="FILE",
+        help=f"JSON report (default OUTPUT/{RENDER_REPORT_NAME} for folders, else ./{RENDER_REPORT_NAME})",
+    )  # fmt: skip
+    render.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    render.add_argument(
+        "--audio", choices=[m.value for m in AudioMode], default=video.audio.value,
+        help="video sound: keep (default), mute or drop",
+    )  # fmt: skip
+    render.add_argument("--no-verify", action="store_true", help="do not attack each output after writing it")
+    _add_device_argument(render)
     return parser
 
 
@@ -157,6 +197,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_verify(args)
         except KeyboardInterrupt:
             Console(stderr=True).print("veil: interrupted", highlight=False, markup=False)
+            return EXIT_INTERRUPTED
+    if args.command == "render":
+        options = AnonymizeOptions(
+            video=VideoOptions(audio=AudioMode(args.audio)),
+            verify=not args.no_verify,
+            device=Device(args.device),
+        )
+        try:
+            return run_render(args, options)
+        except KeyboardInterrupt:
+            Console(stderr=True).print(
+                "veil: interrupted; files already written are complete", highlight=False, markup=False
+            )
             return EXIT_INTERRUPTED
     try:
         options = AnonymizeOptions(
@@ -251,7 +304,55 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
     return EXIT_OK if report.ok and not report_error else EXIT_FAILED
 
 
-def _is_skip(entry: Job | FileReport) -> bool:
+def run_render(args: argparse.Namespace, options: AnonymizeOptions) -> int:
+    out = Console(stderr=True, quiet=args.quiet)
+    errors = Console(stderr=True)
+    if not options.verify:
+        errors.print("warning: --no-verify: outputs are not checked for faces left visible", style="yellow")
+    for path in (args.original, args.plan):
+        if not path.exists():
+            errors.print(f"veil: no such file or folder: {path}", highlight=False, markup=False)
+            return EXIT_FAILED
+    if args.original.is_dir() != args.plan.is_dir():
+        errors.print("veil: ORIGINAL and PLAN must both be files or both be folders", highlight=False)
+        return EXIT_FAILED
+    planned = plan_renders(args.original, args.plan, args.output)
+    total = sum(1 for entry in planned if not _is_skip(entry))
+    has_video = any(isinstance(entry, RenderJob) and is_video(entry.source) for entry in planned)
+    with _progress_bar(out, total, has_video) as bar:
+        task = bar.add_task("files", total=total)
+        frames = bar.add_task("frames", total=None, visible=False)
+
+        def step(file: FileReport) -> None:
+            if file.status is FileStatus.FAILED:
+                errors.print(
+                    f"error: {file.input}: {file.error}", highlight=False, markup=False, soft_wrap=True
+                )
+            elif file.verification is not None and not file.verification.passed:
+                _print_verdict(errors, file.output or file.input, file.verification)
+            bar.update(frames, visible=False, completed=0)
+            if file.status is not FileStatus.SKIPPED:
+                bar.advance(task)
+
+        def frame_step(done: int, expected: int) -> None:
+            bar.update(frames, visible=True, completed=done, total=expected or None)
+
+        report = render_jobs(planned, options, progress=step, on_frame=frame_step)
+    folder = args.output if args.original.is_dir() else Path.cwd()
+    report_path = args.report or folder / RENDER_REPORT_NAME
+    report_error = _write_report(report, report_path, [args.original, args.plan])
+    if report_error:
+        errors.print(f"error: report not written: {report_error}", highlight=False, markup=False)
+    line = _summary(report, None if report_error else report_path).replace("anonymized", "rendered", 1)
+    out.print(line.replace(" faces masked", " regions masked"), highlight=False, markup=False, soft_wrap=True)
+    for file in report.files:
+        if file.decisions is not None and file.decisions.kept:
+            kept = "; ".join(f"{k.id}: {k.reason}" for k in file.decisions.kept)
+            out.print(f"  {file.output}: kept visible by choice: {kept}", highlight=False, markup=False)
+    return EXIT_OK if report.ok and report.files and not report_error else EXIT_FAILED
+
+
+def _is_skip(entry: Job | RenderJob | FileReport) -> bool:
     return isinstance(entry, FileReport) and entry.status is FileStatus.SKIPPED
 
 
@@ -325,7 +426,8 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def _verify_pair(verifier: Verifier, original: Path, output: Path, audio: AudioMode) -> PairReport:
     try:
-        return PairReport(str(original), str(output), verifier.verify(original, output, audio))
+        plan = plan_beside(original, output)
+        return PairReport(str(original), str(output), verifier.verify(original, output, audio, plan))
     except VeilError as e:
         return PairReport(str(original), str(output), error=f"original: {e}")
     except Exception as e:  # fail closed: an unforeseen error is a failure, never a pass

@@ -9,7 +9,8 @@ VeilError
 │   └── ImageTooLargeError      more pixels than allowed (decompression bombs)
 ├── OutputError             veil refuses to write or could not write
 │   └── OutputExistsError       the output path exists already
-└── ModelError              the bundled detection model is missing or altered
+├── ModelError              the bundled detection model is missing or altered
+└── PlanError               a mask plan that is malformed, of another schema or for another file
 """
 
 from __future__ import annotations
@@ -53,3 +54,8 @@ class OutputExistsError(OutputError):
 
 class ModelError(VeilError):
     """The bundled model file is missing or does not match its checksum."""
+
+
+class PlanError(VeilError, ValueError):
+    """A mask plan veil cannot use: malformed, of an unknown schema, or made
+    for another file."""

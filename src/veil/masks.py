@@ -8,6 +8,7 @@ as explicit, warned choices.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -55,8 +56,11 @@ def head_ellipses(detections: Detections, head_scale: float) -> list[HeadEllipse
     return heads
 
 
-def head_mask(shape: tuple[int, int], heads: list[HeadEllipse]) -> npt.NDArray[np.bool_]:
-    """A boolean HxW array, True inside any head."""
+def head_mask(
+    shape: tuple[int, int], heads: list[HeadEllipse], boxes: Sequence[tuple[int, int, int, int]] = ()
+) -> npt.NDArray[np.bool_]:
+    """A boolean HxW array, True inside any head or any of `boxes` (x1, y1, x2,
+    y2, exclusive ends)."""
     mask = np.zeros(shape, dtype=np.uint8)
     for head in heads:
         cv2.ellipse(
@@ -69,32 +73,45 @@ def head_mask(shape: tuple[int, int], heads: list[HeadEllipse]) -> npt.NDArray[n
             color=1,
             thickness=-1,
         )
+    for x1, y1, x2, y2 in boxes:
+        mask[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)] = 1
     return mask.astype(bool)
 
 
 def apply_masks(image: Image, detections: Detections, options: MaskOptions) -> Image:
     """A copy of `image` (HxWx3 uint8) with every detected head hidden."""
+    return cover(image, head_ellipses(detections, options.head_scale), [], options)
+
+
+def cover(
+    image: Image,
+    heads: list[HeadEllipse],
+    boxes: Sequence[tuple[int, int, int, int]],
+    options: MaskOptions,
+) -> Image:
+    """A copy of `image` (HxWx3 uint8) with `heads` and `boxes` hidden."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"apply_masks: expected an HxWx3 uint8 image, got {image.shape} {image.dtype}")
+        raise ValueError(f"masks: expected an HxWx3 uint8 image, got {image.shape} {image.dtype}")
     out = image.copy()
-    if len(detections) == 0:
+    if not heads and not boxes:
         return out
-    heads = head_ellipses(detections, options.head_scale)
-    inside = head_mask(image.shape[:2], heads)
+    inside = head_mask(image.shape[:2], heads, boxes)
     if options.method is MaskMethod.SOLID:
         out[inside] = np.array(options.color, dtype=np.uint8)
         return out
-    covered = _obscured(image, heads, options.method)
+    height, width = image.shape[:2]
+    bounds = [head.bounds(width, height) for head in heads] + [
+        (max(0, x1), max(0, y1), min(width, x2), min(height, y2)) for x1, y1, x2, y2 in boxes
+    ]
+    covered = _obscured(image, bounds, options.method)
     out[inside] = covered[inside]
     return out
 
 
-def _obscured(image: Image, heads: list[HeadEllipse], method: MaskMethod) -> Image:
-    """The image with each head's box blurred or pixelated (reversible methods)."""
-    height, width = image.shape[:2]
+def _obscured(image: Image, bounds: list[tuple[int, int, int, int]], method: MaskMethod) -> Image:
+    """The image with each of `bounds` blurred or pixelated (reversible methods)."""
     out = image.copy()
-    for head in heads:
-        x1, y1, x2, y2 = head.bounds(width, height)
+    for x1, y1, x2, y2 in bounds:
         if x2 <= x1 or y2 <= y1:
             continue
         region = image[y1:y2, x1:x2]

@@ -25,14 +25,26 @@ from veil.background import Worker, prefetched
 from veil.choose import Choice, ChoosingDetector, Reason
 from veil.detect import Detector
 from veil.detections import Detections
-from veil.errors import VeilError
-from veil.masks import apply_masks
+from veil.errors import OutputExistsError, VeilError
 from veil.media.files import atomic_output, check_input_file
 from veil.media.image import PHOTO_SUFFIXES, read_image, write_image
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSink, VideoSource
 from veil.models import ModelSpec
 from veil.options import AnonymizeOptions
-from veil.report import FaceReport, FileReport, FileStatus, ModelInfo, RunReport, VideoReport
+from veil.plan.files import check_plan_source, file_sha256, load_plan, plan_path, save_plan
+from veil.plan.make import TrackRecorder, photo_plan, rounded_box
+from veil.plan.model import Decision, Mask, Plan, Shape, Source
+from veil.plan.render import Rendered, draw, opaque_where_changed, render_photo, render_video
+from veil.report import (
+    Decisions,
+    FaceReport,
+    FileReport,
+    FileStatus,
+    KeptRegion,
+    ModelInfo,
+    RunReport,
+    VideoReport,
+)
 from veil.track import FaceTracker, is_scene_cut, thumbnail
 from veil.verify import Verifier
 
@@ -92,9 +104,17 @@ def anonymize_image(
     detector = detector or devices.face_detector(options)
     if isinstance(detector, ChoosingDetector):
         choice = detector.choice(image)
-        return ImageResult(apply_masks(image, choice.kept, options.mask), choice.kept, choice)
+        return ImageResult(_drawn(image, choice.kept, options), choice.kept, choice)
     detections = detector.detect(image)
-    return ImageResult(apply_masks(image, detections, options.mask), detections)
+    return ImageResult(_drawn(image, detections, options), detections)
+
+
+def _drawn(
+    image: npt.NDArray[np.uint8], faces: Detections, options: AnonymizeOptions
+) -> npt.NDArray[np.uint8]:
+    """`image` with `faces` hidden as a plan would hide them (`veil.plan.render.draw`)."""
+    masks = [Mask(Shape.ELLIPSE, rounded_box(box)) for box in faces.boxes.tolist()]
+    return draw(image, masks, options.mask)
 
 
 def anonymize_file(
@@ -115,13 +135,23 @@ def anonymize_file(
         detector = detector or devices.face_detector(options)
         if target.resolve() == source.resolve():
             raise VeilError("output path is the input itself")
+        plan_file = plan_path(target)
+        if plan_file.exists() or plan_file.is_symlink():
+            raise OutputExistsError(f"plan exists, not overwriting: {plan_file}")
         if is_video(source):
-            report = _anonymize_video(source, target, options, detector, on_frame)
+            report, plan = _anonymize_video(source, target, options, detector, on_frame)
         else:
-            report = _anonymize_photo(source, target, options, detector)
+            report, plan = _anonymize_photo(source, target, options, detector)
+        try:
+            save_plan(plan, plan_file)
+        except BaseException:
+            target.unlink(missing_ok=True)  # no output without its plan
+            raise
+        report = replace(report, plan=str(plan_file))
         if options.verify:
             verifier = verifier or Verifier(options.verification, options.device)
-            report = replace(report, verification=verifier.verify(source, target, options.video.audio))
+            verification = verifier.verify(source, target, options.video.audio, plan)
+            report = replace(report, verification=verification)
         return report
     except VeilError as e:
         return _failure(source, e)
@@ -130,15 +160,24 @@ def anonymize_file(
         return _failure(source, e, prefix="internal error: ")
 
 
-def _anonymize_photo(source: Path, target: Path, options: AnonymizeOptions, detector: Detector) -> FileReport:
+def _anonymize_photo(
+    source: Path, target: Path, options: AnonymizeOptions, detector: Detector
+) -> tuple[FileReport, Plan]:
+    """Detect, make the plan, render the output from it."""
     decoded = read_image(source, options.limits)
-    result = anonymize_image(decoded.pixels, options, detector)
+    height, width = decoded.pixels.shape[:2]
+    if isinstance(detector, ChoosingDetector):
+        result = ImageResult(decoded.pixels, (choice := detector.choice(decoded.pixels)).kept, choice)
+    else:
+        result = ImageResult(decoded.pixels, detector.detect(decoded.pixels))
+    origin = Source(source.name, file_sha256(source), width, height)
+    plan = photo_plan(origin, result.choice or result.detections, options.mask, veil_version())
+    image = draw(decoded.pixels, plan.masks_at(None), plan.mask)
     alpha = decoded.alpha
-    if alpha is not None and len(result.detections):
-        alpha = _opaque_where_changed(alpha, decoded.pixels, result.image)
-    write_image(target, result.image, alpha, decoded.encoding)
-    height, width = result.image.shape[:2]
-    return FileReport(
+    if alpha is not None:
+        alpha = opaque_where_changed(alpha, decoded.pixels, image)
+    write_image(target, image, alpha, decoded.encoding)
+    report = FileReport(
         input=str(source),
         status=FileStatus.ANONYMIZED,
         output=str(target),
@@ -146,10 +185,133 @@ def _anonymize_photo(source: Path, target: Path, options: AnonymizeOptions, dete
         width=width,
         height=height,
         orientation_applied=decoded.orientation,
-        faces=result.faces,
-        not_masked=result.not_masked,
+        faces=_region_reports(plan, Decision.MASK),
+        not_masked=_region_reports(plan, Decision.DROP),
         metadata_removed=decoded.metadata,
     )
+    return report, plan
+
+
+def render_file(
+    original: Path | str,
+    plan: Plan | Path | str,
+    target: Path | str,
+    options: AnonymizeOptions | None = None,
+    verifier: Verifier | None = None,
+    on_frame: FrameProgress | None = None,
+) -> FileReport:
+    """Render `target` from `original` and a plan (a Plan or a plan file), with
+    no detection, then verify it as `anonymize_file` does, honouring and
+    checking the plan's decisions. The mask's look comes from the plan;
+    `options` gives the sound, the video quality and the verification."""
+    original, target = Path(original), Path(target)
+    options = options or AnonymizeOptions()
+    plan_file = str(plan) if isinstance(plan, str | Path) else None
+    try:
+        if not isinstance(plan, Plan):
+            plan = load_plan(plan)
+        if target.resolve() == original.resolve():
+            raise VeilError("output path is the input itself")
+        if target.suffix.lower() != original.suffix.lower():
+            raise VeilError(f"the output should be a {original.suffix} file like the original")
+        check_input_file(original, MAX_VIDEO_BYTES)
+        check_plan_source(plan, original)
+        beside = plan_path(target)  # every output keeps the plan it was rendered from beside it
+        given = plan_file is not None and beside.exists() and beside.resolve() == Path(plan_file).resolve()
+        if not given and (beside.exists() or beside.is_symlink()):
+            raise OutputExistsError(f"plan exists, not overwriting: {beside}")
+        if is_video(original):
+            rendered = render_video(original, plan, target, options.video, on_frame)
+        else:
+            rendered = render_photo(original, plan, target, options.limits)
+        if not given:
+            try:
+                save_plan(plan, beside)
+            except BaseException:
+                target.unlink(missing_ok=True)  # no output without its plan
+                raise
+        report = _rendered_report(original, target, plan, rendered, str(beside))
+        if options.verify:
+            verifier = verifier or Verifier(options.verification, options.device)
+            verification = verifier.verify(original, target, options.video.audio, plan)
+            report = replace(report, verification=verification)
+        return report
+    except VeilError as e:
+        return _failure(original, e)
+    except Exception as e:  # fail closed on anything unforeseen, keep the batch going
+        log.debug("unexpected error rendering %s", original, exc_info=True)
+        return _failure(original, e, prefix="internal error: ")
+
+
+def plan_decisions(plan: Plan) -> Decisions:
+    """What a person changed in `plan`, against what veil had decided."""
+    faces = [r for r in plan.regions if r.found is not None]
+    return Decisions(
+        dropped=[
+            r.id
+            for r in faces
+            if r.found and r.found.decision is Decision.MASK and r.decision is Decision.DROP
+        ],
+        masked=[
+            r.id
+            for r in faces
+            if r.found and r.found.decision is Decision.DROP and r.decision is Decision.MASK
+        ],
+        added=[r.id for r in plan.regions if r.found is None and r.decision is Decision.MASK],
+        kept=[KeptRegion(r.id, r.reason or "") for r in plan.regions if r.decision is Decision.KEEP],
+    )
+
+
+def _rendered_report(
+    original: Path, target: Path, plan: Plan, rendered: Rendered, plan_file: str | None
+) -> FileReport:
+    video = None
+    faces = []
+    if rendered.frames is not None:
+        per_frame = [plan.masks_at(i) for i in range(rendered.frames)]
+        video = VideoReport(
+            frames=rendered.frames,
+            duration_s=rendered.duration_s or 0.0,
+            time_base=rendered.time_base or "",
+            audio=rendered.audio or "none",
+            rotation_baked=rendered.rotation_baked or 0,
+            tracks=sum(1 for r in plan.regions if r.decision is Decision.MASK),
+            frames_filled_by_tracking=0,
+            faces_per_frame=[len(masks) for masks in per_frame],
+            boxes_per_frame=[
+                [(round(x1), round(y1), round(x2), round(y2)) for x1, y1, x2, y2 in (m.box for m in masks)]
+                for masks in per_frame
+            ],
+        )
+    else:
+        faces = _region_reports(plan, Decision.MASK)
+    return FileReport(
+        input=str(original),
+        status=FileStatus.ANONYMIZED,
+        output=str(target),
+        format=rendered.format,
+        width=rendered.width,
+        height=rendered.height,
+        orientation_applied=rendered.orientation_applied,
+        faces=faces,
+        metadata_removed=rendered.metadata_removed,
+        video=video,
+        plan=plan_file,
+        decisions=plan_decisions(plan),
+    )
+
+
+def _region_reports(plan: Plan, decision: Decision) -> list[FaceReport]:
+    """A photo's regions with `decision`, as the report lists faces."""
+    return [
+        FaceReport(
+            box,
+            region.found.score if region.found else 0.0,
+            region.found.why if region.found else region.label or region.kind.value,
+            region.id,
+        )
+        for region, box in plan.regions_at(None, decision)
+    ]
 
 
 def is_video(path: Path) -> bool:
@@ -162,10 +324,13 @@ def _anonymize_video(
     options: AnonymizeOptions,
     detector: Detector,
     on_frame: FrameProgress | None,
-) -> FileReport:
-    """Stream a clip through detect -> track -> mask -> encode; fail closed."""
+) -> tuple[FileReport, Plan]:
+    """Stream a clip through detect -> track -> plan -> draw -> encode; fail
+    closed. Each frame is drawn from the plan's boxes as soon as tracking
+    has made them final, so the clip is decoded once."""
     check_input_file(source, MAX_VIDEO_BYTES)
     container_format = VIDEO_FORMATS[target.suffix.lower()]
+    sha256 = file_sha256(source)
     with VideoSource(source) as video, atomic_output(target) as temporary:
         probe = video.probe
         sink = VideoSink(
@@ -182,7 +347,9 @@ def _anonymize_video(
             detector.expect_clip(0)
         frames, audio, duration = sink.frames, sink.audio_outcome, sink.duration
     tracking = streamed.tracker.summary()
-    return FileReport(
+    origin = Source(source.name, sha256, probe.width, probe.height, frames, str(probe.time_base))
+    plan = streamed.recorder.plan(origin, options.mask, veil_version())
+    report = FileReport(
         input=str(source),
         status=FileStatus.ANONYMIZED,
         output=str(target),
@@ -203,6 +370,7 @@ def _anonymize_video(
             boxes_per_frame=streamed.boxes_per_frame,
         ),
     )
+    return report, plan
 
 
 @dataclass
@@ -210,6 +378,7 @@ class _Streamed:
     """What streaming a clip's frames produced, besides the frames."""
 
     tracker: FaceTracker
+    recorder: TrackRecorder = field(default_factory=TrackRecorder)
     faces_per_frame: list[int] = field(default_factory=list)
     boxes_per_frame: list[list[tuple[int, int, int, int]]] = field(default_factory=list)
     not_masked: int = 0  # candidates the choice dropped, over all frames
@@ -233,18 +402,20 @@ def _stream_frames(
     previous = None
     encoder = Worker()
 
-    def encode(pixels: npt.NDArray[np.uint8], boxes: Detections, pts: int) -> None:
-        sink.write_frame(apply_masks(pixels, boxes, options.mask), pts)
+    def encode(pixels: npt.NDArray[np.uint8], masks: list[Mask], pts: int) -> None:
+        sink.write_frame(draw(pixels, masks, options.mask), pts)
         if on_frame is not None:
             on_frame(sink.frames, video.probe.frames)
 
     def emit(frame: VideoFrameIn) -> None:
-        boxes = tracker.boxes_for(frame.index)
-        streamed.faces_per_frame.append(int(np.count_nonzero(boxes.scores > 0)))
+        tracked = tracker.tracked_for(frame.index)
+        boxes = streamed.recorder.record(frame.index, tracked)
+        streamed.faces_per_frame.append(sum(1 for t in tracked if t.score > 0))
         streamed.boxes_per_frame.append(
-            [(round(x1), round(y1), round(x2), round(y2)) for x1, y1, x2, y2 in boxes.boxes.tolist()]
+            [(round(x1), round(y1), round(x2), round(y2)) for x1, y1, x2, y2 in boxes]
         )
-        encoder.submit(lambda: encode(frame.pixels, boxes, frame.pts))
+        masks = [Mask(Shape.ELLIPSE, box) for box in boxes]
+        encoder.submit(lambda: encode(frame.pixels, masks, frame.pts))
 
     def detect_batch() -> None:
         nonlocal previous
@@ -285,16 +456,6 @@ def _stream_frames(
         raise
     encoder.finish()
     return streamed
-
-
-def _opaque_where_changed(
-    alpha: npt.NDArray[np.uint8], before: npt.NDArray[np.uint8], after: npt.NDArray[np.uint8]
-) -> npt.NDArray[np.uint8]:
-    """Masks must be seen: make them opaque even where the input was transparent."""
-    changed = np.any(before != after, axis=2)
-    out = alpha.copy()
-    out[changed] = 255
-    return out
 
 
 def anonymize_paths(
@@ -428,6 +589,78 @@ def _face_reports(detections: Detections, reasons: list[Reason] | None = None) -
             detections.boxes.tolist(), detections.scores.tolist(), why, strict=True
         )
     ]
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """One original, the plan to render it from, and where its output goes."""
+
+    source: Path
+    plan: Path
+    target: Path
+
+
+def plan_renders(original: Path, plans: Path, out: Path) -> list[RenderJob | FileReport]:
+    """Render jobs for `veil render`: a file, its plan and its output (into
+    `out` when that is a folder), or every photo and video under a folder
+    with its plan at the same relative path under `plans` (as anonymize
+    wrote it, NAME.EXT.plan.json) and its output at that path under `out`."""
+    if not original.is_dir():
+        target = out / original.name if out.is_dir() else out
+        return [RenderJob(original, plans, target)]
+    jobs: list[RenderJob | FileReport] = []
+    for entry in plan_jobs([original], out):
+        if isinstance(entry, FileReport):
+            jobs.append(entry)
+            continue
+        relative = entry.source.relative_to(original)
+        plan = plan_path(plans / relative)
+        if not plan.is_file():
+            jobs.append(_failure(entry.source, VeilError(f"no plan for it: {plan} does not exist")))
+            continue
+        jobs.append(RenderJob(entry.source, plan, entry.target))
+    return jobs
+
+
+def render_jobs(
+    planned: list[RenderJob | FileReport],
+    options: AnonymizeOptions | None = None,
+    progress: Progress | None = None,
+    on_frame: FrameProgress | None = None,
+) -> RunReport:
+    """Carry out render jobs in order; planned reports pass straight through."""
+    options = options or AnonymizeOptions()
+    verifier = Verifier(options.verification, options.device) if options.verify else None
+    report = RunReport(
+        veil_version=veil_version(),
+        model=None,
+        options=asdict(options),
+        verifier_models=[model_info(m) for m in verifier.models] if verifier else [],
+    )
+    for entry in planned:
+        if isinstance(entry, FileReport):
+            file_report = entry
+        else:
+            file_report = render_file(entry.source, entry.plan, entry.target, options, verifier, on_frame)
+        report.files.append(file_report)
+        if progress is not None:
+            progress(file_report)
+    return report
+
+
+def plan_beside(original: Path, output: Path) -> Plan | None:
+    """The plan beside `output` (OUTPUT.plan.json), when there is one made
+    for `original`; verification then honours its decisions. Without it
+    verification is only stricter: a face kept visible fails."""
+    path = plan_path(output)
+    if not path.is_file():
+        return None
+    try:
+        plan = load_plan(path)
+        check_plan_source(plan, original)
+    except (VeilError, OSError):
+        return None
+    return plan
 
 
 def plan_pairs(original: Path, anonymized: Path) -> list[tuple[Path, Path]]:

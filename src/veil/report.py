@@ -23,6 +23,7 @@ class FaceReport:
     box: tuple[float, float, float, float]
     score: float
     reason: str | None = None
+    region: str | None = None  # its id in the plan
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class Verification:
 
     failures: list[Finding] = field(default_factory=list)
     review: list[Finding] = field(default_factory=list)
+    # faces seen where the plan keeps a region visible on purpose, with its reason
+    kept: list[Finding] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)  # every tag left in the output, neutral ones too
     frames_checked: int = 0
     faces_compared: int = 0
@@ -86,6 +89,29 @@ class Verification:
     @property
     def passed(self) -> bool:
         return not self.failures
+
+
+@dataclass(frozen=True)
+class KeptRegion:
+    id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """What a person decided in a plan, against what veil had decided
+    (region ids): faces veil masked that are dropped now, faces veil left
+    out that are masked now, regions drawn by hand, and regions kept visible
+    with the reason given."""
+
+    dropped: list[str] = field(default_factory=list)
+    masked: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    kept: list[KeptRegion] = field(default_factory=list)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.dropped or self.masked or self.added or self.kept)
 
 
 @dataclass(frozen=True)
@@ -105,6 +131,8 @@ class FileReport:
     error_type: str | None = None
     video: VideoReport | None = None
     verification: Verification | None = None
+    plan: str | None = None  # the mask plan the output was rendered from
+    decisions: Decisions | None = None  # `veil render`: what a person changed in the plan
 
     @property
     def faces_masked(self) -> int:
@@ -130,7 +158,7 @@ class ModelInfo:
 @dataclass
 class RunReport:
     veil_version: str
-    model: ModelInfo
+    model: ModelInfo | None  # the detector; None for `veil render`, which detects nothing
     options: dict[str, Any]
     files: list[FileReport] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -176,7 +204,7 @@ class RunReport:
     def from_dict(cls, data: dict[str, Any]) -> RunReport:
         return cls(
             veil_version=data["veil_version"],
-            model=ModelInfo(**data["model"]),
+            model=ModelInfo(**data["model"]) if data.get("model") else None,
             options=data["options"],
             files=[_file_from_dict(f) for f in data["files"]],
             warnings=list(data.get("warnings", [])),
@@ -197,11 +225,18 @@ def _file_from_dict(data: dict[str, Any]) -> FileReport:
     fields = dict(data)
     fields["status"] = FileStatus(fields["status"])
     for key in ("faces", "not_masked"):
-        fields[key] = [FaceReport(tuple(f["box"]), f["score"], f.get("reason")) for f in fields.get(key, [])]
+        fields[key] = [
+            FaceReport(tuple(f["box"]), f["score"], f.get("reason"), f.get("region"))
+            for f in fields.get(key, [])
+        ]
     if fields.get("video") is not None:
         fields["video"] = VideoReport(**fields["video"])
     if fields.get("verification") is not None:
         fields["verification"] = verification_from_dict(fields["verification"])
+    if fields.get("decisions") is not None:
+        decisions = dict(fields["decisions"])
+        decisions["kept"] = [KeptRegion(**k) for k in decisions.get("kept", [])]
+        fields["decisions"] = Decisions(**decisions)
     return FileReport(**fields)
 
 
@@ -219,6 +254,7 @@ def verification_from_dict(data: dict[str, Any]) -> Verification:
     return Verification(
         failures=[finding(f) for f in data.get("failures", [])],
         review=[finding(f) for f in data.get("review", [])],
+        kept=[finding(f) for f in data.get("kept", [])],
         tags=list(data.get("tags", [])),
         frames_checked=data.get("frames_checked", 0),
         faces_compared=data.get("faces_compared", 0),

@@ -23,9 +23,20 @@ _THUMB_SIZE = (32, 18)
 
 @dataclass(eq=False)
 class _Track:
+    id: int
     last_index: int
     last_box: FloatArray
     velocity: FloatArray = field(default_factory=lambda: np.zeros(4, np.float32))
+
+
+@dataclass(frozen=True)
+class TrackedBox:
+    """One box to mask in a frame and the track it belongs to; `score` is
+    the search's, 0 where tracking filled the frame in."""
+
+    track: int
+    box: FloatArray
+    score: float
 
 
 @dataclass(frozen=True)
@@ -39,7 +50,8 @@ class FaceTracker:
         self.options = options or TrackingOptions()
         self._active: list[_Track] = []
         self._found: dict[int, Detections] = {}
-        self._filled: dict[int, list[FloatArray]] = {}
+        self._found_tracks: dict[int, list[int]] = {}
+        self._filled: dict[int, list[tuple[int, FloatArray]]] = {}
         self._latest = -1
         self._scene_start = 0
         self._finished = False
@@ -55,11 +67,11 @@ class FaceTracker:
         if scene_cut:
             self._active = []
             self._scene_start = index
-        unmatched_tracks = self._match_all(detections.boxes)
+        unmatched_tracks, self._found_tracks[index] = self._match_all(detections.boxes)
         for track in unmatched_tracks:
             missing_for = index - track.last_index
             if missing_for <= self.options.extend:
-                self._fill(index, track.last_box + track.velocity * missing_for)
+                self._fill(index, track, track.last_box + track.velocity * missing_for)
         horizon = max(self.options.max_gap, self.options.extend)
         self._active = [t for t in self._active if index - t.last_index <= horizon]
 
@@ -72,24 +84,33 @@ class FaceTracker:
 
     def boxes_for(self, index: int) -> Detections:
         """Everything to mask in a final frame: its detections and the boxes
-        tracking filled in. Each frame can be asked once."""
+        tracking filled in (score 0). Each frame can be asked once."""
+        tracked = self.tracked_for(index)
+        return Detections(
+            np.array([t.box for t in tracked], np.float32).reshape(-1, 4),
+            np.array([t.score for t in tracked], np.float32),
+        )
+
+    def tracked_for(self, index: int) -> list[TrackedBox]:
+        """`boxes_for`, with the track of each box. Each frame can be asked once."""
         if not self.is_final(index):
             raise ValueError(f"FaceTracker: frame {index} is not final yet")
         found = self._found.pop(index)
-        filled = self._filled.pop(index, [])
-        if not filled:
-            return found
-        extra = Detections(np.array(filled, np.float32), np.zeros(len(filled), np.float32))
-        return Detections.concatenate([found, extra])
+        tracks = self._found_tracks.pop(index)
+        boxes = [
+            TrackedBox(track, box, float(score))
+            for track, box, score in zip(tracks, found.boxes, found.scores.tolist(), strict=True)
+        ]
+        return boxes + [TrackedBox(track, box, 0.0) for track, box in self._filled.pop(index, [])]
 
     def summary(self) -> TrackingSummary:
         return TrackingSummary(tracks=self._tracks, frames_filled=len(self._frames_filled))
 
-    def _match_all(self, boxes: FloatArray) -> list[_Track]:
+    def _match_all(self, boxes: FloatArray) -> tuple[list[_Track], list[int]]:
         """Link each box, largest first, to the nearest unclaimed track whose
         predicted box lies within `match_distance` face sizes of its centre;
         start a track for each box left over. Returns the tracks that found
-        no box."""
+        no box, and the track of each box."""
         tracks = list(self._active)  # new tracks started below are not candidates
         predicted = np.array(
             [t.last_box + t.velocity * (self._latest - t.last_index) for t in tracks], np.float32
@@ -97,45 +118,50 @@ class FaceTracker:
         centres = (predicted[:, :2] + predicted[:, 2:]) / 2
         sizes = np.max(predicted[:, 2:] - predicted[:, :2], axis=1) if len(tracks) else np.zeros(0)
         free = np.ones(len(tracks), bool)
-        for box in _by_size(boxes):
+        ids = [0] * len(boxes)
+        for i in _by_size(boxes):
+            box = boxes[i]
             centre = (box[:2] + box[2:]) / 2
             scale = np.maximum(np.maximum(sizes, float(np.max(box[2:] - box[:2]))), 1.0)
             distance = np.linalg.norm(centres - centre, axis=1) / scale
             distance[~free | (distance > self.options.match_distance)] = np.inf
             nearest = int(np.argmin(distance)) if len(distance) else -1
             if nearest < 0 or not np.isfinite(distance[nearest]):
-                self._start_track(self._latest, box)
+                ids[i] = self._start_track(self._latest, box)
                 continue
             free[nearest] = False
+            ids[i] = tracks[nearest].id
             self._continue_track(tracks[nearest], self._latest, box)
-        return [track for track, unclaimed in zip(tracks, free, strict=True) if unclaimed]
+        return [track for track, unclaimed in zip(tracks, free, strict=True) if unclaimed], ids
 
-    def _start_track(self, index: int, box: FloatArray) -> None:
+    def _start_track(self, index: int, box: FloatArray) -> int:
         self._tracks += 1
-        self._active.append(_Track(index, box.copy()))
+        track = _Track(self._tracks, index, box.copy())
+        self._active.append(track)
         for earlier in range(max(self._scene_start, index - self.options.extend), index):
-            self._fill(earlier, box)
+            self._fill(earlier, track, box)
+        return track.id
 
     def _continue_track(self, track: _Track, index: int, box: FloatArray) -> None:
         gap = index - track.last_index - 1
         if 0 < gap <= self.options.max_gap:
             for step in range(1, gap + 1):
                 weight = step / (gap + 1)
-                self._fill(track.last_index + step, track.last_box * (1 - weight) + box * weight)
+                self._fill(track.last_index + step, track, track.last_box * (1 - weight) + box * weight)
         steps = max(1, index - track.last_index)
         track.velocity = ((box - track.last_box) / steps).astype(np.float32)
         track.last_index, track.last_box = index, box.copy()
 
-    def _fill(self, index: int, box: FloatArray) -> None:
+    def _fill(self, index: int, track: _Track, box: FloatArray) -> None:
         if index in self._found:  # pushed and not yet handed out
-            self._filled.setdefault(index, []).append(np.asarray(box, np.float32))
+            self._filled.setdefault(index, []).append((track.id, np.asarray(box, np.float32)))
             self._frames_filled.add(index)
 
 
-def _by_size(boxes: FloatArray) -> list[FloatArray]:
-    """Largest faces first: they are matched before small ones can steal their track."""
+def _by_size(boxes: FloatArray) -> list[int]:
+    """Indices, largest faces first: they are matched before small ones can steal their track."""
     areas = np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), axis=1)
-    return [boxes[i] for i in np.argsort(-areas)]
+    return [int(i) for i in np.argsort(-areas, kind="stable")]
 
 
 def thumbnail(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:

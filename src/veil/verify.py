@@ -39,6 +39,7 @@ from veil.media.tags import file_tags
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSource
 from veil.models import DLIB_LANDMARKS, DLIB_RECOGNITION, ModelSpec
 from veil.options import AudioMode, DetectionOptions, Device, VerifyOptions
+from veil.plan.model import Decision, Plan, Region
 from veil.recognition import FaceRecognizer, RecognitionUnavailable
 from veil.report import Check, Finding, Verification
 from veil.second_look import SecondLook
@@ -51,8 +52,10 @@ _SEARCH_SIDE = 1280  # the verifiers search images enlarged or reduced towards t
 class _Tally:
     failures: list[Finding] = field(default_factory=list)
     review: list[Finding] = field(default_factory=list)
+    kept: list[Finding] = field(default_factory=list)
     frames: int = 0
     faces_compared: int = 0
+    plan: Plan | None = None
 
     def add(self, findings: tuple[list[Finding], list[Finding]]) -> None:
         self.failures.extend(findings[0])
@@ -93,12 +96,19 @@ class Verifier:
         recognition = [DLIB_LANDMARKS, DLIB_RECOGNITION] if self.recognizer is not None else []
         return [self._retinaface.model, self._centerface.model, *recognition]
 
-    def verify(self, original: Path, output: Path, audio: AudioMode | None = None) -> Verification:
+    def verify(
+        self, original: Path, output: Path, audio: AudioMode | None = None, plan: Plan | None = None
+    ) -> Verification:
         """Attack `output`, made from `original`. Raises VeilError only when
         the original itself cannot be read; anything wrong with the output
-        is a failure in the result."""
+        is a failure in the result.
+
+        With the `plan` it was rendered from, its decisions are honoured and
+        checked: a face seen where a region is kept visible is listed as
+        kept, with its reason, and does not fail; one seen where a region
+        was dropped fails the file, as a face left visible by mistake."""
         audio = audio or self.options.audio
-        tally = _Tally()
+        tally = _Tally(plan=plan)
         tags: list[str] = []
         if not output.is_file():
             tally.failures.append(Finding(Check.INTEGRITY, "no output file"))
@@ -122,6 +132,7 @@ class Verifier:
         return Verification(
             failures=tally.failures,
             review=tally.review,
+            kept=_merge(tally.kept),
             tags=tags,
             frames_checked=tally.frames,
             faces_compared=tally.faces_compared,
@@ -319,7 +330,18 @@ class Verifier:
                 in_original = self._find_in_original(search, before, box) if failing else None
                 if failing and in_original is None:
                     continue
+                kept = _decided(tally.plan, frame, Decision.KEEP, box)
+                if kept is not None:
+                    reason = f"visible by choice ({kept.id}): {kept.reason}"
+                    tally.kept.append(Finding(Check.DETECTION, reason, frame, _int_box(box), round(score, 3)))
+                    continue
                 message = f"{name} finds a face outside every mask"
+                dropped = _decided(tally.plan, frame, Decision.DROP, box)
+                if dropped is not None:
+                    message = (
+                        f"{name} finds a face where the mask of {dropped.id} was dropped: "
+                        "mark it keep with a reason, or mask it"
+                    )
                 if in_original is not None and not self._seen_again(before, in_original):
                     failing = False  # a vase, a clock face: a person should look, nothing more
                     message += ", not confirmed by a second look at the original"
@@ -346,6 +368,20 @@ class Verifier:
                         )
                     )
         return _merge(failures), _merge(review)
+
+
+def _decided(plan: Plan | None, frame: int | None, decision: Decision, box: list[float]) -> Region | None:
+    """The plan's region with `decision` that `box` (a find) lies on, if any:
+    they overlap, or the find's centre is inside the region."""
+    if plan is None:
+        return None
+    target = _int_box(box)
+    centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    for region, region_box in plan.regions_at(frame, decision):
+        x1, y1, x2, y2 = region_box
+        if _iou(_int_box(region_box), target) > 0.3 or (x1 <= centre_x <= x2 and y1 <= centre_y <= y2):
+            return region
+    return None
 
 
 def _check_sound(had: bool, has: bool, audio: AudioMode, tally: _Tally) -> None:

@@ -1,0 +1,99 @@
+"""Making plans from what detection found: a photo's choice, a clip's tracks.
+
+Boxes are rounded here to a tenth of a pixel, the precision a plan keeps,
+so that an output rendered while detecting and one rendered later from the
+saved plan are the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from veil.choose import Choice
+from veil.detections import Detections
+from veil.options import MaskOptions
+from veil.plan.model import Box, Decision, Found, FrameBox, Kind, Plan, Region, Source
+from veil.track import TrackedBox
+
+
+def rounded_box(values: Sequence[float]) -> Box:
+    x1, y1, x2, y2 = (round(float(v), 1) for v in values)
+    return x1, y1, x2, y2
+
+
+def photo_plan(
+    source: Source,
+    found: Choice | Detections,
+    mask: MaskOptions,
+    veil_version: str | None = None,
+) -> Plan:
+    """Every candidate of a photo as a region: those veil masks (`mask`) and,
+    when it chose among candidates, those it did not (`drop`)."""
+    if isinstance(found, Detections):
+        candidates = found
+        why: list[str | None] = [None] * len(found)
+        decisions = [Decision.MASK] * len(found)
+    else:
+        candidates = found.candidates
+        why = [reason.value for reason in found.reasons]
+        decisions = [Decision.MASK if reason.masked else Decision.DROP for reason in found.reasons]
+    regions = []
+    for number, (box, score, decision, reason) in enumerate(
+        zip(candidates.boxes.tolist(), candidates.scores.tolist(), decisions, why, strict=True), start=1
+    ):
+        regions.append(
+            Region(
+                id=f"f{number}",
+                kind=Kind.FACE,
+                decision=decision,
+                box=rounded_box(box),
+                found=Found(round(score, 3), decision, reason),
+            )
+        )
+    return Plan(source, tuple(regions), mask, veil_version)
+
+
+@dataclass
+class _Track:
+    rows: list[FrameBox] = field(default_factory=list)
+    best: float = 0.0
+    detected: int = 0
+
+
+class TrackRecorder:
+    """A clip's plan, built frame by frame from the tracker's final boxes:
+    one region per track."""
+
+    def __init__(self) -> None:
+        self._tracks: dict[str, _Track] = {}
+
+    def record(self, frame: int, boxes: Sequence[TrackedBox]) -> list[Box]:
+        """Add frame `frame`'s boxes; returns them as the plan holds them."""
+        held = []
+        for tracked in boxes:
+            key = str(tracked.track)
+            while key in self._tracks and self._tracks[key].rows[-1].frame == frame:
+                key += "+"  # a second box of one track in one frame: a region of its own
+            track = self._tracks.setdefault(key, _Track())
+            box = rounded_box(tracked.box.tolist())
+            score = round(tracked.score, 3)
+            track.rows.append(FrameBox(frame, box, score))
+            track.best = max(track.best, score)
+            track.detected += score > 0
+            held.append(box)
+        return held
+
+    def plan(self, source: Source, mask: MaskOptions, veil_version: str | None = None) -> Plan:
+        regions = []
+        for number, track in enumerate(self._tracks.values(), start=1):
+            found = Found(
+                track.best,
+                Decision.MASK,
+                frames_detected=track.detected,
+                frames_filled=len(track.rows) - track.detected,
+            )
+            regions.append(
+                Region(f"f{number}", Kind.FACE, Decision.MASK, track=tuple(track.rows), found=found)
+            )
+        return Plan(source, tuple(regions), mask, veil_version)
