@@ -64,3 +64,25 @@ def test_two_faces_keep_their_own_tracks() -> None:
     out = run([both, face(300), face(300), both], extend=0)
     assert len(out[1]) == 2 and len(out[2]) == 2  # the left face is filled in
     assert sorted(out[1].boxes[:, 0].tolist()) == pytest.approx([0.0, 300.0])
+
+
+def test_a_shrinking_face_is_extended_at_its_last_size_not_turned_inside_out() -> None:
+    frames = [face(100, size=60), face(110, size=40), face(120, size=20)] + [NONE] * 4
+    out = run(frames, extend=4, max_gap=0)
+    for index in range(3, 7):
+        (box,) = out[index].boxes.tolist()
+        assert box[2] - box[0] >= 20 - 1e-3 and box[3] - box[1] >= 20 - 1e-3, (index, box)
+        assert (box[0] + box[2]) / 2 == pytest.approx(130)  # where its centre stays
+
+
+def test_each_box_keeps_its_track() -> None:
+    tracker = FaceTracker(TrackingOptions(extend=1, max_gap=2))
+    two = Detections.concatenate([face(0), face(300)])
+    for index, found in enumerate([two, two, face(300)]):
+        tracker.push(index, found)
+    tracker.finish()
+    tracked = [tracker.tracked_for(i) for i in range(3)]
+    left, right = (t.track for t in sorted(tracked[0], key=lambda t: float(t.box[0])))
+    assert left != right
+    assert {t.track for t in tracked[2]} == {left, right}  # the left face extended by tracking
+    assert [t.score for t in tracked[2] if t.track == left] == [0.0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -271,29 +271,12 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
         errors.print(f"veil: {type(e).__name__}: {e}", highlight=False, markup=False)
         return EXIT_FAILED
     planned = plan_jobs(list(args.paths), args.output)
-    total = sum(1 for entry in planned if not _is_skip(entry))
-
-    def show(file: FileReport) -> None:
-        if file.status is FileStatus.FAILED:
-            errors.print(f"error: {file.input}: {file.error}", highlight=False, markup=False, soft_wrap=True)
-        elif file.verification is not None and not file.verification.passed:
-            _print_verdict(errors, file.output or file.input, file.verification)
-
     has_video = any(isinstance(entry, Job) and is_video(entry.source) for entry in planned)
-    with _progress_bar(out, total, has_video) as bar:
-        task = bar.add_task("files", total=total)
-        frames = bar.add_task("frames", total=None, visible=False)
 
-        def step(file: FileReport) -> None:
-            show(file)
-            bar.update(frames, visible=False, completed=0)
-            if file.status is not FileStatus.SKIPPED:
-                bar.advance(task)
+    def work(progress: Callable[[FileReport], None], on_frame: Callable[[int, int], None]) -> RunReport:
+        return run_jobs(planned, options, progress=progress, detector=detector, on_frame=on_frame)
 
-        def frame_step(done: int, expected: int) -> None:
-            bar.update(frames, visible=True, completed=done, total=expected or None)
-
-        report = run_jobs(planned, options, progress=step, detector=detector, on_frame=frame_step)
+    report = _with_progress(out, errors, planned, has_video, work)
     report.warnings.extend(warnings)
     report_error = _write_report(report, report_path, [Path(p) for p in args.paths])
     if report_error:
@@ -308,7 +291,11 @@ def run_render(args: argparse.Namespace, options: AnonymizeOptions) -> int:
     out = Console(stderr=True, quiet=args.quiet)
     errors = Console(stderr=True)
     if not options.verify:
-        errors.print("warning: --no-verify: outputs are not checked for faces left visible", style="yellow")
+        errors.print(
+            "warning: --no-verify: outputs are not checked for faces left visible",
+            style="yellow",
+            highlight=False,
+        )
     for path in (args.original, args.plan):
         if not path.exists():
             errors.print(f"veil: no such file or folder: {path}", highlight=False, markup=False)
@@ -317,8 +304,36 @@ def run_render(args: argparse.Namespace, options: AnonymizeOptions) -> int:
         errors.print("veil: ORIGINAL and PLAN must both be files or both be folders", highlight=False)
         return EXIT_FAILED
     planned = plan_renders(args.original, args.plan, args.output)
-    total = sum(1 for entry in planned if not _is_skip(entry))
     has_video = any(isinstance(entry, RenderJob) and is_video(entry.source) for entry in planned)
+
+    def work(progress: Callable[[FileReport], None], on_frame: Callable[[int, int], None]) -> RunReport:
+        return render_jobs(planned, options, progress=progress, on_frame=on_frame)
+
+    report = _with_progress(out, errors, planned, has_video, work)
+    folder = args.output if args.original.is_dir() else Path.cwd()
+    report_path = args.report or folder / RENDER_REPORT_NAME
+    report_error = _write_report(report, report_path, [args.original, args.plan])
+    if report_error:
+        errors.print(f"error: report not written: {report_error}", highlight=False, markup=False)
+    line = _summary(report, None if report_error else report_path).replace("anonymized", "rendered", 1)
+    out.print(line.replace(" faces masked", " masks drawn"), highlight=False, markup=False, soft_wrap=True)
+    for file in report.files:
+        if file.decisions is not None and file.decisions.kept:
+            kept = "; ".join(f"{k.id}: {k.reason}" for k in file.decisions.kept)
+            out.print(f"  {file.output}: kept visible by choice: {kept}", highlight=False, markup=False)
+    return EXIT_OK if report.ok and report.files and not report_error else EXIT_FAILED
+
+
+def _with_progress(
+    out: Console,
+    errors: Console,
+    planned: Sequence[Job | RenderJob | FileReport],
+    has_video: bool,
+    work: Callable[[Callable[[FileReport], None], Callable[[int, int], None]], RunReport],
+) -> RunReport:
+    """Run `work` (given a per-file and a per-frame callback) under a progress
+    bar of files, and of frames for a video; failures are printed as they come."""
+    total = sum(1 for entry in planned if not _is_skip(entry))
     with _progress_bar(out, total, has_video) as bar:
         task = bar.add_task("files", total=total)
         frames = bar.add_task("frames", total=None, visible=False)
@@ -337,19 +352,7 @@ def run_render(args: argparse.Namespace, options: AnonymizeOptions) -> int:
         def frame_step(done: int, expected: int) -> None:
             bar.update(frames, visible=True, completed=done, total=expected or None)
 
-        report = render_jobs(planned, options, progress=step, on_frame=frame_step)
-    folder = args.output if args.original.is_dir() else Path.cwd()
-    report_path = args.report or folder / RENDER_REPORT_NAME
-    report_error = _write_report(report, report_path, [args.original, args.plan])
-    if report_error:
-        errors.print(f"error: report not written: {report_error}", highlight=False, markup=False)
-    line = _summary(report, None if report_error else report_path).replace("anonymized", "rendered", 1)
-    out.print(line.replace(" faces masked", " regions masked"), highlight=False, markup=False, soft_wrap=True)
-    for file in report.files:
-        if file.decisions is not None and file.decisions.kept:
-            kept = "; ".join(f"{k.id}: {k.reason}" for k in file.decisions.kept)
-            out.print(f"  {file.output}: kept visible by choice: {kept}", highlight=False, markup=False)
-    return EXIT_OK if report.ok and report.files and not report_error else EXIT_FAILED
+        return work(step, frame_step)
 
 
 def _is_skip(entry: Job | RenderJob | FileReport) -> bool:

@@ -142,22 +142,36 @@ def anonymize_file(
             report, plan = _anonymize_video(source, target, options, detector, on_frame)
         else:
             report, plan = _anonymize_photo(source, target, options, detector)
-        try:
-            save_plan(plan, plan_file)
-        except BaseException:
-            target.unlink(missing_ok=True)  # no output without its plan
-            raise
-        report = replace(report, plan=str(plan_file))
-        if options.verify:
-            verifier = verifier or Verifier(options.verification, options.device)
-            verification = verifier.verify(source, target, options.video.audio, plan)
-            report = replace(report, verification=verification)
-        return report
+        _save_beside(plan, plan_file, target)
+        return _verified(replace(report, plan=str(plan_file)), source, target, plan, options, verifier)
     except VeilError as e:
         return _failure(source, e)
     except Exception as e:  # fail closed on anything unforeseen, keep the batch going
         log.debug("unexpected error on %s", source, exc_info=True)
         return _failure(source, e, prefix="internal error: ")
+
+
+def _save_beside(plan: Plan, path: Path, output: Path) -> None:
+    try:
+        save_plan(plan, path)
+    except BaseException:
+        output.unlink(missing_ok=True)  # no output without its plan
+        raise
+
+
+def _verified(
+    report: FileReport,
+    original: Path,
+    output: Path,
+    plan: Plan,
+    options: AnonymizeOptions,
+    verifier: Verifier | None,
+) -> FileReport:
+    """`report` with the verification of `output`, unless `options.verify` is off."""
+    if not options.verify:
+        return report
+    verifier = verifier or Verifier(options.verification, options.device)
+    return replace(report, verification=verifier.verify(original, output, options.video.audio, plan))
 
 
 def _anonymize_photo(
@@ -166,12 +180,13 @@ def _anonymize_photo(
     """Detect, make the plan, render the output from it."""
     decoded = read_image(source, options.limits)
     height, width = decoded.pixels.shape[:2]
-    if isinstance(detector, ChoosingDetector):
-        result = ImageResult(decoded.pixels, (choice := detector.choice(decoded.pixels)).kept, choice)
-    else:
-        result = ImageResult(decoded.pixels, detector.detect(decoded.pixels))
+    found: Choice | Detections = (
+        detector.choice(decoded.pixels)
+        if isinstance(detector, ChoosingDetector)
+        else detector.detect(decoded.pixels)
+    )
     origin = Source(source.name, file_sha256(source), width, height)
-    plan = photo_plan(origin, result.choice or result.detections, options.mask, veil_version())
+    plan = photo_plan(origin, found, options.mask, veil_version())
     image = draw(decoded.pixels, plan.masks_at(None), plan.mask)
     alpha = decoded.alpha
     if alpha is not None:
@@ -225,17 +240,9 @@ def render_file(
         else:
             rendered = render_photo(original, plan, target, options.limits)
         if not given:
-            try:
-                save_plan(plan, beside)
-            except BaseException:
-                target.unlink(missing_ok=True)  # no output without its plan
-                raise
+            _save_beside(plan, beside, target)
         report = _rendered_report(original, target, plan, rendered, str(beside))
-        if options.verify:
-            verifier = verifier or Verifier(options.verification, options.device)
-            verification = verifier.verify(original, target, options.video.audio, plan)
-            report = replace(report, verification=verification)
-        return report
+        return _verified(report, original, target, plan, options, verifier)
     except VeilError as e:
         return _failure(original, e)
     except Exception as e:  # fail closed on anything unforeseen, keep the batch going

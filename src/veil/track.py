@@ -71,7 +71,7 @@ class FaceTracker:
         for track in unmatched_tracks:
             missing_for = index - track.last_index
             if missing_for <= self.options.extend:
-                self._fill(index, track, track.last_box + track.velocity * missing_for)
+                self._fill(index, track, _extrapolated(track, missing_for))
         horizon = max(self.options.max_gap, self.options.extend)
         self._active = [t for t in self._active if index - t.last_index <= horizon]
 
@@ -156,6 +156,16 @@ class FaceTracker:
         if index in self._found:  # pushed and not yet handed out
             self._filled.setdefault(index, []).append((track.id, np.asarray(box, np.float32)))
             self._frames_filled.add(index)
+
+
+def _extrapolated(track: _Track, steps: int) -> FloatArray:
+    """Where the track's face should be `steps` frames after it was last seen:
+    its centre moved on at its speed, never smaller than when last seen (a
+    shrinking box extrapolated far enough turns inside out and masks nothing)."""
+    moved = track.last_box + track.velocity * steps
+    centre = (moved[:2] + moved[2:]) / 2
+    size = np.maximum(moved[2:] - moved[:2], track.last_box[2:] - track.last_box[:2])
+    return np.concatenate([centre - size / 2, centre + size / 2]).astype(np.float32)
 
 
 def _by_size(boxes: FloatArray) -> list[int]:

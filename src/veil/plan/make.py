@@ -18,8 +18,9 @@ from veil.track import TrackedBox
 
 
 def rounded_box(values: Sequence[float]) -> Box:
+    """x1, y1, x2, y2 to a tenth of a pixel, at least a tenth wide and high."""
     x1, y1, x2, y2 = (round(float(v), 1) for v in values)
-    return x1, y1, x2, y2
+    return x1, y1, max(x2, round(x1 + 0.1, 1)), max(y2, round(y1 + 0.1, 1))
 
 
 def photo_plan(
