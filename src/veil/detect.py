@@ -13,19 +13,20 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 import numpy.typing as npt
-import onnx
 
 from veil.detections import Detections
 from veil.engine import Net, fitted_graph
 from veil.errors import ModelError
 from veil.models import CENTERFACE, ModelSpec
 from veil.options import DetectionOptions
-from veil.quantize import Calibration, int8_graph
+
+if TYPE_CHECKING:
+    import onnx
 
 RGBImage = npt.NDArray[np.uint8]
 
@@ -203,6 +204,8 @@ def padded_blob(image: RGBImage) -> npt.NDArray[np.float32]:
 
 @cache
 def _int8_centerface() -> onnx.ModelProto:
+    from veil.quantize import Calibration, int8_graph
+
     calibration = Calibration.bundled("centerface_int8.json")
     if calibration.model_sha256 != CENTERFACE.sha256:
         raise ModelError("centerface_int8.json was measured on other CenterFace weights")

@@ -20,13 +20,15 @@ import os
 from collections.abc import Sequence
 from functools import cache
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import onnx
-from onnx import version_converter
 
 from veil.models import ModelSpec, verified_model_bytes
+
+if TYPE_CHECKING:
+    import onnx
 
 _OPSET = 13
 _ERRORS_ONLY = 3  # onnxruntime's log severity: its warnings about these graphs are noise
@@ -36,6 +38,9 @@ _ERRORS_ONLY = 3  # onnxruntime's log severity: its warnings about these graphs 
 def fitted_graph(spec: ModelSpec) -> onnx.ModelProto:
     """The model's graph, checked and fitted for onnxruntime (module docstring).
     Callers must not change it: it is shared."""
+    import onnx  # here, not at the top: it takes a second to import, and rendering needs none
+    from onnx import version_converter
+
     model = onnx.load_from_string(verified_model_bytes(spec))
     graph = model.graph
     weights = {tensor.name for tensor in graph.initializer}
