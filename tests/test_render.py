@@ -83,6 +83,7 @@ def test_anonymize_writes_a_plan_that_renders_the_same_output(
     for face in (ASTRONAUT_FACE, RIGHT_FACE):
         region = region_on(plan, face)
         assert region["kind"] == "face" and region["found"]["score"] > 0.5
+        assert region["found"]["found_by"][0].startswith("centerface x")  # the pass that scored it best
     report = json.loads((tmp_path / "out" / "veil-report.json").read_text())
     assert report["files"][0]["plan"] == str(plan_file)
     again = tmp_path / "again.png"
@@ -219,6 +220,7 @@ def test_video_plan_drop_a_track_and_draw_a_region_between_key_frames(
     assert plan["source"]["frames"] == 12 and plan["source"]["time_base"] == "1/90000"
     track = max(plan["regions"], key=lambda r: r["found"]["score"])  # the astronaut's face
     assert [row[0] for row in track["track"]] == list(range(12))  # a box in every frame
+    assert any(by.startswith("centerface x") for by in track["found"]["found_by"])
 
     unedited = tmp_path / "same.mp4"
     assert run("render", clip.path, plan_file, "-o", unedited, "-q") == 0

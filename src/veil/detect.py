@@ -62,6 +62,11 @@ class Pass:
     mirrored: bool = False
     finest: bool = False
 
+    @property
+    def label(self) -> str:
+        """How a plan names it: "centerface x2", "centerface x0.5 mirrored"."""
+        return f"centerface x{self.scale:.3g}" + (" mirrored" if self.mirrored else "")
+
 
 def detection_passes(width: int, height: int, options: DetectionOptions) -> list[Pass]:
     """Every pass a photo gets: each scale, and each but the finest mirrored."""
@@ -156,8 +161,9 @@ class CenterFaceDetector:
                 yield search, self._detect_at_scale(image, search.scale, search.finest)
 
     def _search(self, image: RGBImage, passes: list[Pass]) -> Detections:
+        """Every pass's finds, merged; each face keeps the pass of its best box."""
         height, width = image.shape[:2]
-        found = [finds for _, finds in self.iter_pass_finds(image, passes)]
+        found = [finds.labelled(search.label) for search, finds in self.iter_pass_finds(image, passes)]
         return Detections.concatenate(found).clipped(width, height).merged()
 
     def _detect_at_scale(self, image: RGBImage, scale: float, finest: bool = False) -> Detections:

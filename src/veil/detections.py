@@ -13,10 +13,12 @@ FloatArray = npt.NDArray[np.float32]
 
 @dataclass(frozen=True)
 class Detections:
-    """N faces: `boxes` as (N, 4) x1, y1, x2, y2 in pixels; `scores` as (N,)."""
+    """N faces: `boxes` as (N, 4) x1, y1, x2, y2 in pixels; `scores` as (N,);
+    and, where the search says, which of its passes found each (`found_by`)."""
 
     boxes: FloatArray
     scores: FloatArray
+    found_by: tuple[str | None, ...] | None = None
 
     def __post_init__(self) -> None:
         boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
@@ -25,8 +27,18 @@ class Detections:
             raise ValueError(
                 f"Detections: expected one score per box, got {len(boxes)} boxes and {len(scores)} scores"
             )
+        if self.found_by is not None and len(self.found_by) != len(scores):
+            raise ValueError("Detections: expected one found_by per box")
         object.__setattr__(self, "boxes", boxes)
         object.__setattr__(self, "scores", scores)
+
+    def by(self, index: int) -> str | None:
+        """Which pass found box `index`, if known."""
+        return self.found_by[index] if self.found_by is not None else None
+
+    def labelled(self, found_by: str) -> Detections:
+        """These boxes, each marked as found by `found_by`."""
+        return Detections(self.boxes, self.scores, (found_by,) * len(self))
 
     @classmethod
     def empty(cls) -> Detections:
@@ -36,9 +48,13 @@ class Detections:
     def concatenate(cls, parts: list[Detections]) -> Detections:
         if not parts:
             return cls.empty()
+        found_by = None
+        if any(p.found_by is not None for p in parts):
+            found_by = tuple(p.by(i) for p in parts for i in range(len(p)))
         return cls(
             np.concatenate([p.boxes for p in parts]),
             np.concatenate([p.scores for p in parts]),
+            found_by,
         )
 
     def __len__(self) -> int:
@@ -46,27 +62,28 @@ class Detections:
 
     def select(self, keep: npt.ArrayLike) -> Detections:
         index = np.asarray(keep, dtype=np.intp).reshape(-1)
-        return Detections(self.boxes[index], self.scores[index])
+        found_by = tuple(self.found_by[i] for i in index) if self.found_by is not None else None
+        return Detections(self.boxes[index], self.scores[index], found_by)
 
     def scaled(self, factor: float) -> Detections:
         """Boxes multiplied by `factor` (from a resized image back to the original)."""
-        return Detections(self.boxes * np.float32(factor), self.scores)
+        return Detections(self.boxes * np.float32(factor), self.scores, self.found_by)
 
     def shifted(self, dx: float, dy: float) -> Detections:
         """Boxes moved by (dx, dy) (from a tile back to the whole image)."""
         offset = np.array([dx, dy, dx, dy], dtype=np.float32)
-        return Detections(self.boxes + offset, self.scores)
+        return Detections(self.boxes + offset, self.scores, self.found_by)
 
     def mirrored(self, width: int) -> Detections:
         """Boxes found in the left-right mirrored image, mapped back."""
         boxes = self.boxes.copy()
         boxes[:, 0] = width - self.boxes[:, 2]
         boxes[:, 2] = width - self.boxes[:, 0]
-        return Detections(boxes, self.scores)
+        return Detections(boxes, self.scores, self.found_by)
 
     def clipped(self, width: int, height: int) -> Detections:
         limits = np.array([width, height, width, height], dtype=np.float32)
-        return Detections(np.clip(self.boxes, 0, limits), self.scores)
+        return Detections(np.clip(self.boxes, 0, limits), self.scores, self.found_by)
 
     def merged(self, iou_threshold: float = 0.3) -> Detections:
         """One box per face: non-maximum suppression, then boxes nested inside a

@@ -37,6 +37,7 @@ class TrackedBox:
     track: int
     box: FloatArray
     score: float
+    found_by: str | None = None  # the search's pass, or "tracking"
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,13 @@ class FaceTracker:
         found = self._found.pop(index)
         tracks = self._found_tracks.pop(index)
         boxes = [
-            TrackedBox(track, box, float(score))
-            for track, box, score in zip(tracks, found.boxes, found.scores.tolist(), strict=True)
+            TrackedBox(track, box, float(score), found.by(i))
+            for i, (track, box, score) in enumerate(
+                zip(tracks, found.boxes, found.scores.tolist(), strict=True)
+            )
         ]
-        return boxes + [TrackedBox(track, box, 0.0) for track, box in self._filled.pop(index, [])]
+        filled = self._filled.pop(index, [])
+        return boxes + [TrackedBox(track, box, 0.0, "tracking") for track, box in filled]
 
     def summary(self) -> TrackingSummary:
         return TrackingSummary(tracks=self._tracks, frames_filled=len(self._frames_filled))

@@ -40,18 +40,12 @@ def photo_plan(
         why = [reason.value for reason in found.reasons]
         decisions = [Decision.MASK if reason.masked else Decision.DROP for reason in found.reasons]
     regions = []
-    for number, (box, score, decision, reason) in enumerate(
-        zip(candidates.boxes.tolist(), candidates.scores.tolist(), decisions, why, strict=True), start=1
+    for index, (box, score, decision, reason) in enumerate(
+        zip(candidates.boxes.tolist(), candidates.scores.tolist(), decisions, why, strict=True)
     ):
-        regions.append(
-            Region(
-                id=f"f{number}",
-                kind=Kind.FACE,
-                decision=decision,
-                box=rounded_box(box),
-                found=Found(round(score, 3), decision, reason),
-            )
-        )
+        by = candidates.by(index)
+        how = Found(round(score, 3), decision, reason, found_by=(by,) if by else ())
+        regions.append(Region(f"f{index + 1}", Kind.FACE, decision, box=rounded_box(box), found=how))
     return Plan(source, tuple(regions), mask, veil_version)
 
 
@@ -60,6 +54,7 @@ class _Track:
     rows: list[FrameBox] = field(default_factory=list)
     best: float = 0.0
     detected: int = 0
+    found_by: set[str] = field(default_factory=set)
 
 
 class TrackRecorder:
@@ -82,6 +77,8 @@ class TrackRecorder:
             track.rows.append(FrameBox(frame, box, score))
             track.best = max(track.best, score)
             track.detected += score > 0
+            if tracked.found_by:
+                track.found_by.add(tracked.found_by)
             held.append(box)
         return held
 
@@ -93,6 +90,7 @@ class TrackRecorder:
                 Decision.MASK,
                 frames_detected=track.detected,
                 frames_filled=len(track.rows) - track.detected,
+                found_by=tuple(sorted(track.found_by)),
             )
             regions.append(
                 Region(f"f{number}", Kind.FACE, Decision.MASK, track=tuple(track.rows), found=found)

@@ -69,6 +69,8 @@ class Found:
     why: str | None = None
     frames_detected: int | None = None  # video: frames the search found it in
     frames_filled: int | None = None  # video: frames tracking filled in
+    # the search's passes that found it ("centerface x2", "... mirrored"), and "tracking"
+    found_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,8 @@ def _region_dict(region: Region) -> dict[str, Any]:
     if region.found is not None:
         found = region.found
         data["found"] = {"score": found.score, "decision": found.decision.value, "why": found.why}
+        if found.found_by:
+            data["found"]["found_by"] = list(found.found_by)
         if found.frames_detected is not None:
             data["found"] |= {"frames_detected": found.frames_detected, "frames_filled": found.frames_filled}
     return data
@@ -370,6 +374,9 @@ def _found(reader: _Reader, value: Any) -> Found:
         why=reader.at("why").text(why) if why is not None else None,
         frames_detected=reader.at("frames_detected").integer(detected) if detected is not None else None,
         frames_filled=reader.at("frames_filled").integer(filled) if filled is not None else None,
+        found_by=tuple(
+            reader.at("found_by").text(b) for b in reader.at("found_by").sequence(data.get("found_by", []))
+        ),
     )
 
 
