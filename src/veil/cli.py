@@ -8,6 +8,7 @@ error. Only this module prints or exits.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -178,6 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     render.add_argument("--no-verify", action="store_true", help="do not attack each output after writing it")
     _add_device_argument(render)
+    review = commands.add_parser(
+        "review",
+        help="see, correct and approve every mask in the browser, on this machine only",
+        description="Serve a review page for a folder veil anonymize -o wrote, on 127.0.0.1 only, "
+        "behind a one-time token: see every region, mask, drop or keep it, draw missed ones, "
+        "render and verify again, approve. Ctrl-C ends it.",
+    )
+    review.add_argument("outdir", type=Path, metavar="OUTDIR", help="the folder veil anonymize -o wrote")
+    review.add_argument("--no-browser", action="store_true", help="only print the address, open no browser")
+    _add_device_argument(review)
     return parser
 
 
@@ -198,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             Console(stderr=True).print("veil: interrupted", highlight=False, markup=False)
             return EXIT_INTERRUPTED
+    if args.command == "review":
+        return run_review(args)
     if args.command == "render":
         options = AnonymizeOptions(
             video=VideoOptions(audio=AudioMode(args.audio)),
@@ -285,6 +298,36 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
         _summary(report, None if report_error else report_path), highlight=False, markup=False, soft_wrap=True
     )
     return EXIT_OK if report.ok and not report_error else EXIT_FAILED
+
+
+def run_review(args: argparse.Namespace) -> int:
+    from veil.review.batch import Batch
+    from veil.review.server import serve
+
+    errors = Console(stderr=True)
+    try:
+        batch = Batch(args.outdir, Device(args.device))
+    except VeilError as e:
+        errors.print(f"veil: {e}", highlight=False, markup=False, soft_wrap=True)
+        return EXIT_FAILED
+
+    def ready(url: str) -> None:
+        errors.print(
+            f"veil review: {len(batch.items)} files, served on this machine only at\n  {url}\n"
+            "Anyone with this address can see the originals. Ctrl-C ends the review.",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        if not args.no_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(batch, ready)
+    errors.print("veil review: ended; every change is saved", highlight=False, markup=False)
+    return EXIT_OK
 
 
 def run_render(args: argparse.Namespace, options: AnonymizeOptions) -> int:

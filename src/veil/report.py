@@ -115,6 +115,18 @@ class Decisions:
 
 
 @dataclass(frozen=True)
+class ReviewRecord:
+    """What `veil review` did to a file: a person's changes to its plan,
+    how often it was rendered again, and whether a person approved the
+    output for publishing. No names: who decided is "a person", and what,
+    is `FileReport.decisions`."""
+
+    approved: bool = False
+    changes: int = 0  # edits made to the plan
+    renders: int = 0  # outputs rendered again from the edited plan
+
+
+@dataclass(frozen=True)
 class FileReport:
     input: str
     status: FileStatus
@@ -133,6 +145,7 @@ class FileReport:
     verification: Verification | None = None
     plan: str | None = None  # the mask plan the output was rendered from
     decisions: Decisions | None = None  # `veil render`: what a person changed in the plan
+    review: ReviewRecord | None = None  # `veil review`
 
     @property
     def faces_masked(self) -> int:
@@ -237,6 +250,8 @@ def _file_from_dict(data: dict[str, Any]) -> FileReport:
         decisions = dict(fields["decisions"])
         decisions["kept"] = [KeptRegion(**k) for k in decisions.get("kept", [])]
         fields["decisions"] = Decisions(**decisions)
+    if fields.get("review") is not None:
+        fields["review"] = ReviewRecord(**fields["review"])
     return FileReport(**fields)
 
 

@@ -10,6 +10,7 @@ chapters, subtitles or data streams (GPS tracks) are copied.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -371,3 +372,78 @@ class VideoSink:
             self._container.mux(packets)
         except av.FFmpegError as e:
             raise OutputError(f"cannot write video: {e}") from e
+
+
+class FrameReader(VideoSource):
+    """Frames by index, for looking at a clip frame by frame (`veil review`).
+
+    Index i is the i-th frame `iter_media` yields. The packets' timestamps,
+    read once without decoding, say which timestamp each index has; a frame
+    is then reached by seeking to the key frame before it and decoding
+    forward, or by decoding on from the last one when it lies just ahead.
+    A file whose timestamps do not give one frame per packet is read from
+    its start instead: slow, but never the wrong frame.
+    """
+
+    _AHEAD = 90  # decode on rather than seek when the frame is this close ahead
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        try:
+            self._pts = self._scan()
+        except BaseException:
+            self._container.close()
+            raise
+        self._decoded: Iterator[tuple[int, av.VideoFrame]] | None = None
+        self._next = 0
+
+    @property
+    def frames(self) -> int:
+        return len(self._pts)
+
+    def _scan(self) -> list[int]:
+        try:
+            stamps = [int(p.pts) for p in self._container.demux(self._video) if p.pts is not None and p.size]
+            self._container.seek(0)
+        except av.FFmpegError as e:
+            raise CorruptInputError(f"damaged video: {e}") from e
+        stamps.sort()
+        if not stamps:
+            raise CorruptInputError("no video frames")
+        return stamps
+
+    def frame(self, index: int) -> npt.NDArray[np.uint8]:
+        """The upright RGB pixels of frame `index`."""
+        if not 0 <= index < len(self._pts):
+            raise IndexError(f"frame {index} is not one of the clip's {len(self._pts)} frames")
+        try:
+            if self._decoded is None or not self._next <= index <= self._next + self._AHEAD:
+                self._decoded = self._seek(index)
+            for found, frame in self._decoded:
+                self._next = found + 1
+                if found == index:
+                    pixels = frame.to_ndarray(format="rgb24")
+                    turns = self.probe.rotation // 90
+                    return np.ascontiguousarray(np.rot90(pixels, k=turns)) if turns else pixels
+                if found > index:
+                    break
+        except av.FFmpegError as e:
+            raise CorruptInputError(f"damaged video data near frame {index}: {e}") from e
+        self._decoded = None
+        raise CorruptInputError(f"frame {index} could not be decoded")
+
+    def _seek(self, index: int) -> Iterator[tuple[int, av.VideoFrame]]:
+        self._container.seek(self._pts[index], stream=self._video, backward=True, any_frame=False)
+        return self._indexed(self._container.decode(self._video))
+
+    def _indexed(self, frames: Iterator[av.VideoFrame]) -> Iterator[tuple[int, av.VideoFrame]]:
+        for frame in frames:
+            at = bisect.bisect_left(self._pts, frame.pts) if frame.pts is not None else len(self._pts)
+            if at >= len(self._pts) or self._pts[at] != frame.pts:
+                yield from self._counted()  # timestamps do not name frames here: count from the start
+                return
+            yield at, frame
+
+    def _counted(self) -> Iterator[tuple[int, av.VideoFrame]]:
+        self._container.seek(0)
+        yield from enumerate(self._container.decode(self._video))

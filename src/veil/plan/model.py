@@ -93,6 +93,8 @@ class Region:
     label: str | None = None  # what a drawn region hides: badge, plate, tattoo, text...
     reason: str | None = None  # why it is kept visible
     found: Found | None = None  # faces only
+    # video, track: frames where a person placed the box by hand (`veil.plan.edit.moved`)
+    set_frames: tuple[int, ...] = ()
 
     def box_at(self, frame: int | None) -> Box | None:
         """The region's box in `frame` (None for a photo), or None where it is absent."""
@@ -235,6 +237,8 @@ def _region_dict(region: Region) -> dict[str, Any]:
         data["track"] = [[e.frame, *e.box, e.score] for e in region.track]
     if region.keyframes:
         data["keyframes"] = [[e.frame, *e.box] for e in region.keyframes]
+    if region.set_frames:
+        data["set_frames"] = list(region.set_frames)
     if region.found is not None:
         found = region.found
         data["found"] = {"score": found.score, "decision": found.decision.value, "why": found.why}
@@ -361,7 +365,14 @@ def _region(reader: _Reader, value: Any, source: Source) -> Region:
     found = None
     if "found" in data:
         found = _found(_Reader(f"region {region_id!r}: found"), data["found"])
-    return Region(region_id, kind, decision, shape, box, track, keyframes, label, reason, found)
+    set_frames = tuple(
+        reader.at("set_frames").integer(f)
+        for f in reader.at("set_frames").sequence(data.get("set_frames", []))
+    )
+    in_track = {e.frame for e in track}
+    if any(f not in in_track for f in set_frames):
+        raise PlanError(f"plan: region {region_id!r}: set_frames names a frame that is not in its track")
+    return Region(region_id, kind, decision, shape, box, track, keyframes, label, reason, found, set_frames)
 
 
 def _found(reader: _Reader, value: Any) -> Found:

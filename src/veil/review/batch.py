@@ -1,0 +1,213 @@
+"""A run to review: the files `veil anonymize -o OUTDIR` wrote, read from
+its report, each with its original, output, plan and draft.
+
+Files are known by opaque ids made for this review; nothing outside the
+report's list is ever opened. Applying a draft renders the output again
+from the original (`veil.pipeline.render_file`) into a hidden folder of
+OUTDIR, verifies it, and only then swaps it and its plan in. Approving
+records a person's decision in the report. Originals are only read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+
+from veil.errors import VeilError
+from veil.media.files import publish_bytes
+from veil.options import AnonymizeOptions, AudioMode, Device, VideoOptions
+from veil.pipeline import is_video, render_file
+from veil.plan.files import check_plan_source, file_sha256, load_plan, plan_path
+from veil.plan.model import Plan
+from veil.report import FileReport, FileStatus, ReviewRecord, RunReport
+from veil.review.draft import Draft, draft_path
+from veil.verify import Verifier
+
+REPORT_NAMES = ("veil-report.json", "veil-render.json")  # what anonymize -o and render -o write
+STAGING = ".veil-review"  # inside OUTDIR: outputs are rendered here, then swapped in
+
+
+class ReviewError(VeilError):
+    """The run or one of its files cannot be reviewed (one line)."""
+
+
+class State(StrEnum):
+    FAILED = "failed"  # anonymize wrote no output: nothing to review
+    FAIL = "fail"  # verification failed
+    REVIEW = "review"  # passed, with findings to look at
+    PASS = "pass"
+    UNVERIFIED = "unverified"
+
+
+@dataclass
+class Item:
+    """One file of the run."""
+
+    id: str
+    index: int  # in the report's files
+    name: str  # the output's path inside OUTDIR, for people
+    original: Path | None
+    output: Path | None
+    video: bool
+    draft: Draft | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def plan_file(self) -> Path | None:
+        return plan_path(self.output) if self.output is not None else None
+
+
+class Batch:
+    def __init__(self, outdir: Path, device: Device = Device.AUTO) -> None:
+        self.outdir = outdir
+        reports = [outdir / name for name in REPORT_NAMES if (outdir / name).is_file()]
+        if not outdir.is_dir() or not reports:
+            raise ReviewError(f"no {REPORT_NAMES[0]} in {outdir}: give the folder veil anonymize -o wrote")
+        self.report_path = reports[0]
+        try:
+            self.report = RunReport.read(self.report_path)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ReviewError(f"{self.report_path} is not a veil report: {e}".splitlines()[0]) from None
+        self.device = device
+        self._verifier: Verifier | None = None
+        self._write_lock = threading.Lock()
+        self.items: dict[str, Item] = {}
+        for index, file in enumerate(self.report.files):
+            if file.status is FileStatus.SKIPPED:
+                continue
+            item_id = secrets.token_urlsafe(9)
+            output = self._find(file.output) if file.output else None
+            original = self._find(file.input)
+            name = _inside(output, outdir) if output is not None else file.input
+            self.items[item_id] = Item(item_id, index, name, original, output, is_video(Path(file.input)))
+
+    def _find(self, recorded: str) -> Path | None:
+        """A path as the report recorded it: absolute, or relative to where
+        anonymize ran, which is here or OUTDIR's parent folder."""
+        path = Path(recorded)
+        for candidate in (path, self.outdir.parent / path, self.outdir / path.name):
+            if candidate.is_file():
+                return candidate.resolve()
+        return None
+
+    def file(self, item: Item) -> FileReport:
+        return self.report.files[item.index]
+
+    def state(self, item: Item) -> State:
+        file = self.file(item)
+        if file.status is FileStatus.FAILED or item.output is None:
+            return State.FAILED
+        if file.verification is None:
+            return State.UNVERIFIED
+        if not file.verification.passed:
+            return State.FAIL
+        return State.REVIEW if file.verification.review else State.PASS
+
+    def approved(self, item: Item) -> bool:
+        review = self.file(item).review
+        return review is not None and review.approved
+
+    def draft(self, item: Item) -> Draft:
+        """The item's draft, opened on first use (its plan checked against the original)."""
+        if item.draft is not None:
+            return item.draft
+        if item.output is None or item.plan_file is None:
+            raise ReviewError(f"{item.name}: anonymize wrote no output to review")
+        if item.original is None:
+            raise ReviewError(f"{item.name}: its original {self.file(item).input} is not there")
+        plan = load_plan(item.plan_file)
+        check_plan_source(plan, item.original)
+        item.draft = Draft(plan, draft_path(item.output))
+        return item.draft
+
+    def change(self, item: Item, edit: Callable[[Plan], Plan]) -> Draft:
+        draft = self.draft(item)
+        draft.change(edit(draft.plan))
+        return draft
+
+    def verifier(self) -> Verifier:
+        with self._write_lock:
+            if self._verifier is None:
+                self._verifier = Verifier(device=self.device)
+            return self._verifier
+
+    def apply(self, item: Item, on_frame: Callable[[int, int], None] | None = None) -> FileReport:
+        """Render the item's output again from its original and its draft,
+        verify it, and swap it in; on failure the old output stays."""
+        draft = self.draft(item)
+        assert item.original is not None and item.output is not None and item.plan_file is not None
+        plan = draft.plan
+        staging = self.outdir / STAGING
+        staging.mkdir(exist_ok=True)
+        staged = staging / f"{item.id}{item.output.suffix}"
+        for leftover in (staged, plan_path(staged)):
+            leftover.unlink(missing_ok=True)
+        audio = self.report.options.get("video", {}).get("audio", AudioMode.KEEP.value)
+        options = AnonymizeOptions(video=VideoOptions(audio=AudioMode(audio)), device=self.device)
+        try:
+            rendered = render_file(item.original, plan, staged, options, self.verifier(), on_frame)
+            if rendered.status is FileStatus.FAILED:
+                raise ReviewError(f"{item.name}: not rendered: {rendered.error}")
+            if file_sha256(item.original) != plan.source.sha256:
+                raise ReviewError(f"{item.name}: the original changed while it was rendered")
+            os.replace(staged, item.output)
+            os.replace(plan_path(staged), item.plan_file)
+        finally:
+            for leftover in (staged, plan_path(staged)):
+                leftover.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                staging.rmdir()  # only when empty: another file may be rendering there
+        draft.applied(plan)
+        old = self.file(item).review or ReviewRecord()
+        record = ReviewRecord(approved=False, changes=old.changes + draft.changes, renders=old.renders + 1)
+        draft.changes = 0
+        report = replace(
+            rendered,
+            input=self.file(item).input,
+            output=self.file(item).output,
+            plan=str(plan_path(Path(self.file(item).output or item.output))),
+            review=record,
+        )
+        self._save(item, report, boxes=True)
+        return report
+
+    def approve(self, item: Item) -> FileReport:
+        """Mark the output reviewed and fit to publish, by a person."""
+        draft = self.draft(item)
+        if draft.edited:
+            raise ReviewError(f"{item.name}: apply the changes first: the output does not show them yet")
+        if self.state(item) in (State.FAIL, State.FAILED, State.UNVERIFIED):
+            raise ReviewError(f"{item.name}: its output did not pass verification; fix it and apply first")
+        old = self.file(item).review or ReviewRecord()
+        record = replace(old, approved=True, changes=old.changes + draft.changes)
+        draft.changes = 0
+        report = replace(self.file(item), review=record)
+        self._save(item, report)
+        return report
+
+    def _save(self, item: Item, file: FileReport, boxes: bool = False) -> None:
+        """Write the report with `file` in the item's place (and, for a video
+        rendered again, its boxes in the sidecar), atomically."""
+        with self._write_lock:
+            self.report.files[item.index] = file
+            if boxes and file.video is not None and self.report.boxes_file:
+                sidecar = self._find(self.report.boxes_file)
+                if sidecar is not None:
+                    data = json.loads(sidecar.read_text(encoding="utf-8"))
+                    data[file.output or ""] = [list(map(list, frame)) for frame in file.video.boxes_per_frame]
+                    publish_bytes(sidecar, json.dumps(data).encode("utf-8"), replace=True)
+            publish_bytes(self.report_path, self.report.to_json().encode("utf-8"), replace=True)
+
+
+def _inside(path: Path, folder: Path) -> str:
+    try:
+        return str(path.relative_to(folder.resolve()))
+    except ValueError:
+        return path.name

@@ -1,0 +1,427 @@
+"""The review page's server: a thin layer of HTTP over `Batch`, `Pictures`
+and `veil.plan.edit`, locked down like a Jupyter server.
+
+- It listens on 127.0.0.1 only, on a port the system picks.
+- The URL it prints carries a random token; the page swaps it for a cookie
+  (HttpOnly, SameSite=Strict). Any request without the cookie is refused.
+- A Host header that is not the address it serves is refused (DNS
+  rebinding); so is any request that changes something without a matching
+  Origin and the CSRF token the page was given.
+- Files are served by the opaque id of a file in the run's report, never by
+  a path taken from a request. No listings; nothing from elsewhere: the
+  page's Content-Security-Policy allows only itself.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import socket
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from importlib.resources import files
+from typing import Any
+from urllib.parse import parse_qs
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from veil.errors import VeilError
+from veil.plan import edit
+from veil.plan.model import Box, Decision, Plan, Shape
+from veil.review import views
+from veil.review.batch import Batch, Item, ReviewError
+from veil.review.follow import followed
+from veil.review.pictures import Pictures, View
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+COOKIE = "veil_review"
+CSRF_HEADER = "x-veil-csrf"
+HOST = "127.0.0.1"
+_SAFE_METHODS = {"GET", "HEAD"}
+_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' blob:; script-src 'self'; style-src 'self'; "
+        b"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+]
+_STATIC = {
+    "review.js": "text/javascript; charset=utf-8",
+    "review.css": "text/css; charset=utf-8",
+}
+
+
+@dataclass
+class Secrets:
+    """The URL's token, the session cookie it is swapped for, and the CSRF token."""
+
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    session: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    port: int = 0
+
+    @property
+    def hosts(self) -> set[str]:
+        return {f"{HOST}:{self.port}", f"localhost:{self.port}"}
+
+    @property
+    def origins(self) -> set[str]:
+        return {f"http://{host}" for host in self.hosts}
+
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}/?token={self.token}"
+
+
+class Guard:
+    """ASGI middleware: every check above, before any route runs, and the
+    security headers on every response."""
+
+    def __init__(self, app: ASGIApp, keys: Secrets) -> None:
+        self.app, self.keys = app, keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *_HEADERS]
+            await send(message)
+
+        refusal = self.refusal(scope)
+        if refusal is not None:
+            await refusal(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
+
+    def refusal(self, scope: Scope) -> Response | None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if headers.get("host") not in self.keys.hosts:
+            return PlainTextResponse("refused: this server answers only at its own address", 403)
+        if scope["path"] == "/" and scope["method"] == "GET":
+            token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
+            if token:
+                if not hmac.compare_digest(token, self.keys.token):
+                    return PlainTextResponse("refused: wrong token", 403)
+                response = RedirectResponse("/", status_code=303)
+                response.set_cookie(COOKIE, self.keys.session, httponly=True, samesite="strict", path="/")
+                return response
+        cookie = SimpleCookie()
+        cookie.load(headers.get("cookie", ""))
+        given = cookie[COOKIE].value if COOKIE in cookie else ""
+        if not hmac.compare_digest(given, self.keys.session):
+            return PlainTextResponse("refused: open the address veil review printed", 403)
+        if scope["method"] not in _SAFE_METHODS:
+            if headers.get("origin") not in self.keys.origins:
+                return PlainTextResponse("refused: cross-origin request", 403)
+            if not hmac.compare_digest(headers.get(CSRF_HEADER, ""), self.keys.csrf):
+                return PlainTextResponse("refused: missing or wrong CSRF token", 403)
+        return None
+
+
+@dataclass
+class _Job:
+    """An Apply in progress or done."""
+
+    state: str = "running"  # running, done, failed
+    done: int = 0
+    total: int = 0
+    error: str | None = None
+
+
+class Review:
+    """The routes, over one batch."""
+
+    def __init__(self, batch: Batch, keys: Secrets) -> None:
+        self.batch, self.keys = batch, keys
+        self.pictures = Pictures(batch)
+        self.jobs: dict[str, _Job] = {}
+
+    def app(self) -> ASGIApp:
+        routes = [
+            Route("/", self.page),
+            Route("/static/{name}", self.static),
+            Route("/favicon.ico", lambda request: Response(status_code=204)),
+            Route("/api/session", self.session),
+            Route("/api/files", self.listing),
+            Route("/api/files/{item}", self.details),
+            Route("/api/files/{item}/frame/{frame:int}", self.frame_regions),
+            Route("/api/files/{item}/edit", self.edit, methods=["POST"]),
+            Route("/api/files/{item}/undo", self.undo, methods=["POST"]),
+            Route("/api/files/{item}/redo", self.redo, methods=["POST"]),
+            Route("/api/files/{item}/apply", self.apply, methods=["POST"]),
+            Route("/api/files/{item}/job", self.job),
+            Route("/api/files/{item}/approve", self.approve, methods=["POST"]),
+            Route("/media/{item}/thumb", self.thumb),
+            Route("/media/{item}/{view}", self.picture),
+            Route("/media/{item}/{view}/{frame:int}", self.picture),
+        ]
+        return Guard(
+            Starlette(
+                routes=routes,
+                exception_handlers={VeilError: _refused, ValueError: _refused, KeyError: _refused},
+            ),
+            self.keys,
+        )
+
+    def item(self, request: Request) -> Item:
+        item = self.batch.items.get(request.path_params["item"])
+        if item is None:
+            raise _NotFound()
+        return item
+
+    def page(self, request: Request) -> Response:
+        html = files("veil.review").joinpath("static/index.html").read_text(encoding="utf-8")
+        return Response(html, media_type="text/html; charset=utf-8")
+
+    def static(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in _STATIC:  # a fixed list: no path from the request reaches the disk
+            return PlainTextResponse("not found", 404)
+        text = files("veil.review").joinpath(f"static/{name}").read_text(encoding="utf-8")
+        return Response(text, media_type=_STATIC[name])
+
+    def session(self, request: Request) -> Response:
+        return JSONResponse({"csrf": self.keys.csrf})
+
+    def listing(self, request: Request) -> Response:
+        return JSONResponse(views.batch_view(self.batch))
+
+    def details(self, request: Request) -> Response:
+        item = self.item(request)
+        return JSONResponse(views.file_view(self.batch, item) | {"job": self._job(item)})
+
+    def frame_regions(self, request: Request) -> Response:
+        item = self.item(request)
+        plan = self.batch.draft(item).plan
+        frame = request.path_params["frame"]
+        if not plan.is_video or not 0 <= frame < (plan.source.frames or 0):
+            raise ReviewError(f"no frame {frame} in {item.name}")
+        return JSONResponse(views.frame_view(plan, frame))
+
+    async def edit(self, request: Request) -> Response:
+        item = self.item(request)
+        body = await _json(request)
+        change = self._edit(item, body)
+        return await _in_thread(lambda: self._changed(item, change))
+
+    def _changed(self, item: Item, change: Callable[[Plan], Plan]) -> Response:
+        with item.lock:
+            self.batch.change(item, change)
+        return JSONResponse(views.file_view(self.batch, item) | {"job": self._job(item)})
+
+    def _edit(self, item: Item, body: dict[str, Any]) -> Callable[[Plan], Plan]:
+        """The change a request asks for, checked before it is made."""
+        op = body.get("op")
+        region = body.get("region")
+        frame = body.get("frame")
+        if op == "decide":
+            decision = Decision(_text(body, "decision"))
+            reason = body.get("reason") if decision is Decision.KEEP else None
+            return lambda plan: plan.decide(_text(body, "region"), decision, reason)
+        if op == "move":
+            box = _box(body)
+            return lambda plan: edit.moved(plan, _text(body, "region"), box, frame)
+        if op == "span":
+            first, last = _integer(body, "first"), _integer(body, "last")
+            return lambda plan: edit.spanned(plan, _text(body, "region"), first, last)
+        if op == "remove":
+            return lambda plan: edit.removed(plan, str(region))
+        if op == "draw":
+            box, shape = _box(body), Shape(body.get("shape", Shape.BOX.value))
+            label = body.get("label") or "other"
+            if label not in edit.LABELS:
+                raise ReviewError(f"label should be one of {', '.join(edit.LABELS)}")
+            mode = body.get("mode", "fixed")
+            if not item.video:
+                return lambda plan: plan.drawn(box=box, label=label, shape=shape)
+            frame = _integer(body, "frame")
+            if mode == "fixed":
+                return lambda plan: plan.drawn(keyframes=edit.whole_clip(plan, box), label=label, shape=shape)
+            if mode == "keyframes":
+                return lambda plan: plan.drawn(keyframes=[(frame, box)], label=label, shape=shape)
+            if mode == "follow":
+                return lambda plan: self._followed(item, plan, frame, box, label, shape)
+            raise ReviewError("mode should be fixed, keyframes or follow")
+        raise ReviewError(f"unknown edit {op!r}")
+
+    def _followed(self, item: Item, plan: Plan, frame: int, box: Box, label: str, shape: Shape) -> Plan:
+        frames = plan.source.frames or 0
+        path = followed(lambda f: self.pictures.pixels(item, View.ORIGINAL, f), frames, frame, box)
+        return plan.drawn(keyframes=path, label=label, shape=shape)
+
+    async def undo(self, request: Request) -> Response:
+        item = self.item(request)
+        return await _in_thread(lambda: self._history(item, undo=True))
+
+    async def redo(self, request: Request) -> Response:
+        item = self.item(request)
+        return await _in_thread(lambda: self._history(item, undo=False))
+
+    def _history(self, item: Item, undo: bool) -> Response:
+        with item.lock:
+            draft = self.batch.draft(item)
+            draft.undo() if undo else draft.redo()
+        return JSONResponse(views.file_view(self.batch, item) | {"job": self._job(item)})
+
+    def apply(self, request: Request) -> Response:
+        item = self.item(request)
+        self.batch.draft(item)  # refuse at once what cannot be reviewed
+        job = self.jobs.get(item.id)
+        if job is not None and job.state == "running":
+            raise ReviewError(f"{item.name} is being rendered already")
+        job = self.jobs[item.id] = _Job()
+
+        def progress(done: int, total: int) -> None:
+            job.done, job.total = done, total
+
+        def run() -> None:
+            try:
+                with item.lock:
+                    self.batch.apply(item, progress)
+                job.state = "done"
+            except VeilError as e:
+                job.state, job.error = "failed", str(e)
+            except Exception as e:  # the page must learn of it; the old output stays
+                job.state, job.error = "failed", f"internal error: {e}".splitlines()[0]
+
+        threading.Thread(target=run, name=f"apply-{item.id}", daemon=True).start()
+        return JSONResponse(self._job(item), status_code=202)
+
+    def job(self, request: Request) -> Response:
+        return JSONResponse(self._job(self.item(request)))
+
+    def _job(self, item: Item) -> dict[str, Any] | None:
+        job = self.jobs.get(item.id)
+        if job is None:
+            return None
+        return {"state": job.state, "done": job.done, "total": job.total, "error": job.error}
+
+    def approve(self, request: Request) -> Response:
+        item = self.item(request)
+        with item.lock:
+            self.batch.approve(item)
+        return JSONResponse(views.file_view(self.batch, item) | {"job": self._job(item)})
+
+    def picture(self, request: Request) -> Response:
+        item = self.item(request)
+        try:
+            view = View(request.path_params["view"])
+        except ValueError:
+            return PlainTextResponse("not found", 404)
+        frame = request.path_params.get("frame")
+        return Response(self.pictures.jpeg(item, view, frame), media_type="image/jpeg")
+
+    def thumb(self, request: Request) -> Response:
+        return Response(self.pictures.thumbnail(self.item(request)), media_type="image/jpeg")
+
+
+class _NotFound(ReviewError):
+    pass
+
+
+def _refused(request: Request, error: Exception) -> Response:
+    status = 404 if isinstance(error, _NotFound) else 400
+    if isinstance(error, _NotFound):
+        message = "not found"
+    elif isinstance(error, KeyError):
+        message = f"no region {error.args[0]!r} in this plan" if error.args else "not found"
+    else:
+        message = (str(error) or type(error).__name__).splitlines()[0]
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise ReviewError("send JSON")
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ReviewError("the request is not JSON") from None
+    if not isinstance(body, dict):
+        raise ReviewError("the request should be a JSON object")
+    return body
+
+
+async def _in_thread(work: Callable[[], Response]) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(work)
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise ReviewError(f"{key} is missing")
+    return value
+
+
+def _integer(body: dict[str, Any], key: str) -> int:
+    value = body.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ReviewError(f"{key} should be a whole number")
+    return value
+
+
+def _box(body: dict[str, Any]) -> Box:
+    value = body.get("box")
+    if not isinstance(value, list) or len(value) != 4:
+        raise ReviewError("box should be [x1, y1, x2, y2]")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        raise ReviewError("box should be four numbers")
+    x1, y1, x2, y2 = (float(v) for v in value)
+    return x1, y1, x2, y2
+
+
+def bind() -> socket.socket:
+    """A listening socket on the loopback address, on a free port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, 0))
+    sock.listen(64)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(batch: Batch, on_ready: Callable[[str], None], keys: Secrets | None = None) -> None:
+    """Serve the review of `batch` until interrupted; `on_ready` gets the URL."""
+    keys = keys or Secrets()
+    server, sock = make_server(batch, keys)
+    on_ready(keys.url())
+    server.run(sockets=[sock])
+
+
+def make_server(batch: Batch, keys: Secrets) -> tuple[uvicorn.Server, socket.socket]:
+    """A server for `batch` and its socket, bound and listening; `keys.port` is set."""
+    sock = bind()
+    keys.port = sock.getsockname()[1]
+    app = Review(batch, keys).app()
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        date_header=False,
+        lifespan="off",
+        ws="none",
+    )
+    return uvicorn.Server(config), sock

@@ -1,0 +1,196 @@
+"""What the review page shows, as plain data: the batch, one file with its
+regions in the order a person should look at them, the regions in one
+frame with the outline of what each mask covers, and the verifier's
+findings tied to the region they are about. The page draws these; it
+decides nothing."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+from veil.detections import Detections
+from veil.masks import head_ellipses
+from veil.plan.edit import LABELS
+from veil.plan.model import Box, Kind, Plan, Region, Shape
+from veil.report import Finding
+from veil.review.batch import Batch, Item, State
+
+# Failing and unfinished files first.
+_STATE_ORDER = {State.FAIL: 0, State.REVIEW: 1, State.UNVERIFIED: 2, State.PASS: 3, State.FAILED: 4}
+
+
+def batch_view(batch: Batch) -> dict[str, Any]:
+    files = [file_summary(batch, item) for item in batch.items.values()]
+    files.sort(key=lambda f: (f["approved"], _STATE_ORDER[State(f["state"])], f["name"]))
+    counts = {state.value: sum(1 for f in files if f["state"] == state.value) for state in State}
+    return {
+        "folder": batch.outdir.name,
+        "files": files,
+        "counts": counts | {"approved": sum(1 for f in files if f["approved"]), "total": len(files)},
+        "labels": list(LABELS),
+    }
+
+
+def file_summary(batch: Batch, item: Item) -> dict[str, Any]:
+    file = batch.file(item)
+    verification = file.verification
+    draft = item.draft
+    return {
+        "id": item.id,
+        "name": item.name,
+        "kind": "video" if item.video else "photo",
+        "state": batch.state(item).value,
+        "error": file.error,
+        "failures": len(verification.failures) if verification else 0,
+        "review": len(verification.review) if verification else 0,
+        "masks": file.faces_masked,
+        "edited": bool(draft is not None and draft.edited) or bool(file.decisions and file.decisions.any),
+        "unapplied": bool(draft is not None and draft.edited),
+        "approved": batch.approved(item),
+        "renders": file.review.renders if file.review else 0,
+    }
+
+
+def file_view(batch: Batch, item: Item) -> dict[str, Any]:
+    draft = batch.draft(item)
+    plan = draft.plan
+    file = batch.file(item)
+    regions = [region_view(plan, r, index) for index, r in enumerate(review_order(plan))]
+    findings: list[dict[str, Any]] = []
+    if file.verification is not None:
+        for severity, found in (
+            ("fail", file.verification.failures),
+            ("review", file.verification.review),
+            ("kept", file.verification.kept),
+        ):
+            findings.extend(finding_view(plan, f, severity) for f in found)
+    return file_summary(batch, item) | {
+        "width": plan.source.width,
+        "height": plan.source.height,
+        "frames": plan.source.frames,
+        "regions": regions,
+        "findings": findings,
+        "can_undo": draft.can_undo,
+        "can_redo": draft.can_redo,
+        "version": draft.version,
+        "not_run": file.verification.not_run if file.verification else [],
+    }
+
+
+def review_order(plan: Plan) -> list[Region]:
+    """Regions veil is least sure of first: faces by the search's score,
+    lowest first; then regions drawn by hand, in the order drawn."""
+    faces = [r for r in plan.regions if r.kind is Kind.FACE]
+    faces.sort(key=lambda r: (r.found.score if r.found else 0.0, r.id))
+    return faces + [r for r in plan.regions if r.kind is not Kind.FACE]
+
+
+def region_view(plan: Plan, region: Region, rank: int) -> dict[str, Any]:
+    found = region.found
+    view: dict[str, Any] = {
+        "id": region.id,
+        "kind": region.kind.value,
+        "decision": region.decision.value,
+        "shape": region.shape.value,
+        "label": region.label,
+        "reason": region.reason,
+        "rank": rank,
+        "score": round(found.score, 3) if found else None,
+        "veil_decided": found.decision.value if found else None,
+        "why": found.why if found else None,
+        "found_by": list(found.found_by) if found else [],
+    }
+    if region.box is not None:
+        view |= {"box": list(region.box), "outline": outline(plan, region.shape, region.box)}
+    else:
+        frames = [e.frame for e in region.track] or [k.frame for k in region.keyframes]
+        view |= {
+            "spans": spans(frames) if region.track else [[frames[0], frames[-1]]],
+            "first": frames[0],
+            "last": frames[-1],
+            "set_frames": list(region.set_frames) or [k.frame for k in region.keyframes],
+            "follows": "track" if region.track else "keyframes",
+        }
+    return view
+
+
+def frame_view(plan: Plan, frame: int) -> dict[str, Any]:
+    """Every region present in `frame`, whatever its decision, with its box there."""
+    regions = []
+    for region in plan.regions:
+        box = region.box_at(frame)
+        if box is not None:
+            regions.append(
+                {
+                    "id": region.id,
+                    "decision": region.decision.value,
+                    "box": [round(v, 1) for v in box],
+                    "outline": outline(plan, region.shape, box),
+                    "set": frame in region.set_frames or any(k.frame == frame for k in region.keyframes),
+                }
+            )
+    return {"frame": frame, "regions": regions}
+
+
+def outline(plan: Plan, shape: Shape, box: Box) -> dict[str, float]:
+    """What the mask of `box` covers, as the renderer draws it."""
+    if shape is Shape.BOX:
+        x1, y1, x2, y2 = box
+        return {"x": x1, "y": y1, "w": x2 - x1, "h": y2 - y1}
+    head = head_ellipses(
+        Detections(np.array([box], np.float32), np.zeros(1, np.float32)), plan.mask.head_scale
+    )[0]
+    return {
+        "cx": round(head.centre_x, 1),
+        "cy": round(head.centre_y, 1),
+        "rx": round(head.half_width, 1),
+        "ry": round(head.half_height, 1),
+    }
+
+
+def finding_view(plan: Plan, finding: Finding, severity: str) -> dict[str, Any]:
+    return {
+        "severity": severity,
+        "check": finding.check.value,
+        "message": finding.message,
+        "frame": finding.frame,
+        "box": list(finding.box) if finding.box else None,
+        "region": _region_under(plan, finding),
+    }
+
+
+def _region_under(plan: Plan, finding: Finding) -> str | None:
+    """The region a finding is about: the one its box overlaps most there."""
+    if finding.box is None:
+        return None
+    best, best_overlap = None, 0.0
+    for region in plan.regions:
+        box = region.box_at(finding.frame)
+        if box is None:
+            continue
+        overlap = _overlap(box, tuple(map(float, finding.box)))  # type: ignore[arg-type]
+        if overlap > best_overlap:
+            best, best_overlap = region.id, overlap
+    return best
+
+
+def _overlap(a: Box, b: Box) -> float:
+    """Intersection over the smaller box's area."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return width * height / smaller if smaller > 0 else 0.0
+
+
+def spans(frames: list[int]) -> list[list[int]]:
+    """Runs of consecutive frames, as [first, last] pairs: the gaps show between them."""
+    runs = []
+    for _, group in itertools.groupby(enumerate(frames), key=lambda p: p[1] - p[0]):
+        run = [f for _, f in group]
+        runs.append([run[0], run[-1]])
+    return runs

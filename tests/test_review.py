@@ -1,0 +1,143 @@
+"""The library under the review page: geometry edits of plans, frames by
+index, drafts with undo, and applying a draft without ever losing the
+output that was there."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from PIL import Image
+
+from veil.errors import PlanError
+from veil.media.video import FrameReader, VideoSource
+from veil.plan.edit import SPREAD, moved, removed, spanned, whole_clip
+from veil.plan.files import load_plan
+from veil.plan.model import Decision, FrameBox, Kind, Plan, Region, Source, plan_from_dict
+from veil.review.batch import Batch, ReviewError
+from veil.review.draft import Draft, draft_path
+from veil.review.views import review_order, spans
+
+from review_batch import run
+from videos import make_clip
+
+SHA = "0" * 64
+
+
+def clip_plan(frames: int = 40) -> Plan:
+    track = tuple(FrameBox(f, (10.0 + f, 10.0, 30.0 + f, 30.0), 0.9) for f in range(5, 30))
+    face = Region("f1", Kind.FACE, Decision.MASK, track=track)
+    return Plan(Source("c.mp4", SHA, 200, 100, frames, "1/90000"), (face,))
+
+
+def test_a_box_moved_at_a_frame_fades_into_its_neighbours() -> None:
+    plan = moved(clip_plan(), "f1", (30.0, 20.0, 50.0, 40.0), frame=15)
+    region = plan.region("f1")
+    assert region.set_frames == (15,)
+    assert region.box_at(15) == (30.0, 20.0, 50.0, 40.0)
+    shift = [region.box_at(f)[0] - (10.0 + f) for f in range(5, 30)]  # type: ignore[index]
+    at = {f: round(s, 3) for f, s in zip(range(5, 30), shift, strict=True)}
+    assert at[15] == 5.0 and 0 < at[14] < 5.0 and 0 < at[16] < 5.0
+    assert at[15 + SPREAD + 1] == at[29] == 0.0  # beyond the spread: untouched
+    again = moved(plan, "f1", (10.0 + 20, 10.0, 30.0 + 20, 30.0), frame=20)
+    assert again.region("f1").box_at(15) == (30.0, 20.0, 50.0, 40.0)  # a set frame holds
+    assert again.region("f1").set_frames == (15, 20)
+    assert plan_from_dict(again.to_dict()) == again  # set frames survive the file
+
+
+def test_spans_trim_and_extend_tracks_and_key_frames() -> None:
+    plan = clip_plan()
+    trimmed = spanned(plan, "f1", 10, 20).region("f1")
+    assert (trimmed.track[0].frame, trimmed.track[-1].frame) == (10, 20)
+    extended = spanned(plan, "f1", 0, 39).region("f1")
+    assert extended.box_at(0) == plan.region("f1").box_at(5)
+    assert extended.box_at(39) == plan.region("f1").box_at(29)
+    with pytest.raises(PlanError):
+        spanned(plan, "f1", 20, 10)
+    with pytest.raises(PlanError):
+        spanned(plan, "f1", 0, 40)
+    drawn = plan.drawn(keyframes=whole_clip(plan, (1.0, 1.0, 9.0, 9.0)), label="badge")
+    manual = drawn.regions[-1]
+    assert manual.box_at(0) == manual.box_at(39) == (1.0, 1.0, 9.0, 9.0)
+    moving = moved(drawn, manual.id, (11.0, 1.0, 19.0, 9.0), frame=20).region(manual.id)
+    assert moving.box_at(10) == (6.0, 1.0, 14.0, 9.0)  # interpolated between key frames
+    short = spanned(drawn, manual.id, 5, 10).region(manual.id)
+    assert short.box_at(4) is None and short.box_at(11) is None and short.box_at(7) is not None
+
+
+def test_only_drawn_regions_are_removed() -> None:
+    plan = clip_plan().drawn(keyframes=[(3, (1.0, 1.0, 5.0, 5.0))])
+    assert [r.id for r in removed(plan, "m1").regions] == ["f1"]
+    with pytest.raises(PlanError, match="drop it"):
+        removed(plan, "f1")
+    with pytest.raises(PlanError):
+        moved(plan, "f1", (0.0, 0.0, 10.0, 10.0), frame=2)  # not in that frame
+
+
+def test_doubt_order_and_spans() -> None:
+    plan = clip_plan()
+    assert [r.id for r in review_order(plan)] == ["f1"]
+    assert spans([1, 2, 3, 7, 8, 10]) == [[1, 3], [7, 8], [10, 10]]
+
+
+def test_frames_by_index_are_the_frames_iteration_gives(
+    tmp_path: Path, astronaut: npt.NDArray[np.uint8]
+) -> None:
+    path = tmp_path / "c.mp4"
+    make_clip(path, astronaut, frames=30, variable_rate=True)
+    with VideoSource(path) as source:
+        frames = [item.pixels for item in source.iter_media() if not hasattr(item, "stream")]
+    with FrameReader(path) as reader:
+        assert reader.frames == len(frames) == 30
+        for index in (0, 29, 3, 4, 17, 2, 28, 0):  # forwards, backwards, far and near
+            assert np.array_equal(reader.frame(index), frames[index]), index
+        with pytest.raises(IndexError):
+            reader.frame(30)
+
+
+def test_a_draft_is_saved_at_every_change_and_undone(tmp_path: Path) -> None:
+    plan = clip_plan()
+    path = tmp_path / "c.mp4.plan.draft.json"
+    draft = Draft(plan, path)
+    draft.change(plan.decide("f1", Decision.DROP))
+    assert load_plan(path).region("f1").decision is Decision.DROP
+    assert Draft(plan, path).plan.region("f1").decision is Decision.DROP  # what a crash leaves
+    draft.undo()
+    assert not draft.edited and not path.exists() and draft.can_redo
+    draft.redo()
+    assert draft.edited and path.exists()
+
+
+@pytest.fixture
+def reviewed(tmp_path: Path, astronaut: npt.NDArray[np.uint8]) -> Path:
+    (tmp_path / "in").mkdir()
+    Image.fromarray(astronaut).save(tmp_path / "in" / "one.png")
+    assert run("anonymize", tmp_path / "in", "-o", tmp_path / "out", "-q", "--no-verify") == 0
+    return tmp_path / "out"
+
+
+def test_a_failed_apply_leaves_the_output_and_its_plan(reviewed: Path, tmp_path: Path) -> None:
+    batch = Batch(reviewed)
+    (item,) = batch.items.values()
+    output, plan_file = reviewed / "one.png", reviewed / "one.png.plan.json"
+    before = output.read_bytes(), plan_file.read_bytes()
+    batch.change(item, lambda plan: plan.decide("f1", Decision.DROP))
+    Image.new("RGB", (512, 512)).save(tmp_path / "in" / "one.png")  # the original is not the one planned
+    with pytest.raises(ReviewError, match="not rendered"):
+        batch.apply(item)
+    assert (output.read_bytes(), plan_file.read_bytes()) == before
+    assert draft_path(output).exists()  # the person's work is kept
+    assert not (reviewed / ".veil-review").exists()
+    report = json.loads((reviewed / "veil-report.json").read_text())
+    assert report["files"][0]["review"] is None
+
+
+def test_a_folder_without_a_report_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ReviewError, match=r"veil-report\.json"):
+        Batch(tmp_path)
+    assert run("review", tmp_path, "--no-browser") == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("veil: no veil-report.json") and "\n" not in error and "Traceback" not in error

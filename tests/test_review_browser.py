@@ -1,0 +1,201 @@
+"""The review page end to end, in Debian's Chromium driven by Playwright:
+a person fixes a photo and a clip by keyboard and mouse, applies, and the
+files on disk (pixels, plan, report) show exactly what they decided."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from PIL import Image
+
+from veil.media.video import FrameReader
+from veil.options import MaskOptions
+
+from review_batch import FALSE_BOX, face_at, run, serving, three_faces_to_fix
+from videos import make_clip
+
+CHROMIUM = "/usr/bin/chromium"
+# No calls home: Chromium otherwise reaches for Google's hosts at every start.
+QUIET = [
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-gpu",
+]
+MASK = np.array(MaskOptions().color, dtype=np.int16)
+SLOW = 180_000  # ms: an apply renders and verifies on 2 cores
+
+sync_api = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(
+    shutil.which(CHROMIUM) is None, reason=f"no {CHROMIUM}: apt-get install chromium (.ci/run does)"
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=QUIET)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def pixels(path: Path) -> npt.NDArray[np.int16]:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+def inner(box: tuple[float, ...], margin: float = 0.25) -> tuple[slice, slice]:
+    x1, y1, x2, y2 = box
+    dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
+    return slice(round(y1 + dy), round(y2 - dy)), slice(round(x1 + dx), round(x2 - dx))
+
+
+def masked(image: npt.NDArray[np.int16], box: tuple[float, ...]) -> bool:
+    return bool(np.all(image[inner(box)] == MASK))
+
+
+def drag(page: Any, size: tuple[int, int], start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Drag on the picture from `start` to `end`, in the picture's pixels."""
+    bounds = page.locator("#overlay").bounding_box()
+
+    def screen(point: tuple[float, float]) -> tuple[float, float]:
+        return bounds["x"] + point[0] * bounds["width"] / size[0], bounds["y"] + point[1] * bounds[
+            "height"
+        ] / size[1]
+
+    page.mouse.move(*screen(start))
+    page.mouse.down()
+    page.mouse.move(*screen(((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)))
+    page.mouse.move(*screen(end))
+    page.mouse.up()
+
+
+def shown(page: Any, selector: str) -> None:
+    """Wait for the page to show `selector` (the page runs under its strict
+    CSP, so no script is evaluated in it: the test waits on the DOM)."""
+    sync_api.expect(page.locator(selector).first).to_be_visible()
+
+
+def applied(page: Any) -> None:
+    page.keyboard.press("a")
+    sync_api.expect(page.locator("#status")).to_have_text(re.compile("^applied"), timeout=SLOW)
+
+
+def test_a_person_fixes_a_photo(page: Any, tmp_path: Path, astronaut: npt.NDArray[np.uint8]) -> None:
+    outdir = three_faces_to_fix(tmp_path, astronaut)
+    original = pixels(tmp_path / "in" / "three.png")
+    with serving(outdir) as (keys, _):
+        page.goto(keys.url())
+        card = page.locator("#grid li", has_text="three.png")
+        assert "FAIL" in card.inner_text()  # the missed face fails verification
+        card.click()
+        page.wait_for_selector("#regions li")
+        assert page.locator("#regions li").first.get_attribute("data-id") == "f9"  # least sure first
+        assert "FAIL" in page.locator("#findings").inner_text()
+
+        page.locator("#regions li[data-id=f9] .id").click()
+        page.keyboard.press("x")  # drop the false region
+        shown(page, "#regions li[data-id=f9] .d-drop")
+
+        x1, y1, x2, y2 = face_at(2)
+        page.keyboard.press("b")
+        drag(page, (1536, 512), (x1 - 15, y1 - 30), (x2 + 15, y2 + 15))  # a box over the missed face
+        shown(page, "#regions li[data-id=m1]")
+
+        page.locator("#regions li[data-id=f2] .id").click()
+        page.keyboard.press("v")
+        page.fill("#keep-reason", "the mission commander, speaking in public")
+        page.keyboard.press("Enter")
+        shown(page, "#regions li[data-id=f2] .d-keep")
+
+        page.keyboard.press("2")  # the preview shows the draft before anything is rendered
+        assert "/preview" in page.locator("#picture").get_attribute("src")
+        applied(page)
+        assert page.locator("#file-state").inner_text().startswith(("PASS", "REVIEW"))
+        page.keyboard.press("Shift+A")
+        sync_api.expect(page.locator("#status")).to_have_text("approved")
+
+    output = pixels(outdir / "three.png")
+    assert masked(output, face_at(0))
+    assert masked(output, face_at(2))  # drawn by the person
+    assert np.array_equal(output[inner(face_at(1), 0)], original[inner(face_at(1), 0)])  # kept
+    assert np.array_equal(output[inner(FALSE_BOX, 0)], original[inner(FALSE_BOX, 0)])  # dropped
+    assert np.array_equal(pixels(tmp_path / "in" / "three.png"), original)  # the original is untouched
+
+    plan = json.loads((outdir / "three.png.plan.json").read_text())
+    regions = {r["id"]: r for r in plan["regions"]}
+    assert regions["f9"]["decision"] == "drop"
+    assert regions["f2"]["decision"] == "keep" and "commander" in regions["f2"]["reason"]
+    drawn = [r for r in plan["regions"] if r["kind"] == "manual"]
+    assert len(drawn) == 1 and drawn[0]["decision"] == "mask" and drawn[0]["label"] == "face"
+    assert not (outdir / "three.png.plan.draft.json").exists()
+
+    file = json.loads((outdir / "veil-render.json").read_text())["files"][0]
+    assert file["verification"]["passed"] is True
+    assert file["review"] == {"approved": True, "changes": 3, "renders": 1}
+    assert file["decisions"]["dropped"] == ["f9"] and file["decisions"]["added"] == [drawn[0]["id"]]
+    assert file["decisions"]["kept"] == [{"id": "f2", "reason": "the mission commander, speaking in public"}]
+    assert not (outdir / ".veil-review").exists()
+
+
+def test_a_person_moves_a_box_in_a_clip(page: Any, tmp_path: Path, astronaut: npt.NDArray[np.uint8]) -> None:
+    (tmp_path / "in").mkdir()
+    make_clip(tmp_path / "in" / "walk.mp4", astronaut, frames=12)
+    outdir = tmp_path / "out"
+    assert run("anonymize", tmp_path / "in", "-o", outdir, "-q") in (0, 1)
+    before = json.loads((outdir / "walk.mp4.plan.json").read_text())
+    in_frame_5 = [
+        r for r in before["regions"] if r["decision"] == "mask" and any(t[0] == 5 for t in r["track"])
+    ]
+    track_region = max(in_frame_5, key=lambda r: len(r["track"]))  # the face's track
+    old = {row[0]: row[1:5] for row in track_region["track"]}
+    with serving(outdir) as (keys, _):
+        page.goto(keys.url())
+        page.locator("#grid li", has_text="walk.mp4").click()
+        page.wait_for_selector("#timeline .row")
+        for _ in range(5):
+            page.keyboard.press("ArrowRight")
+        sync_api.expect(page.locator("#frame-number")).to_have_value("5")
+        sync_api.expect(page.locator("#picture")).to_have_attribute("src", re.compile("/original/5[?]"))
+        page.locator(f"#regions li[data-id={track_region['id']}] .id").click()
+        x1, y1, x2, y2 = old[5]
+        centre = ((x1 + x2) / 2, (y1 + y2) / 2)
+        drag(page, (480, 320), centre, (centre[0] + 40, centre[1]))
+        shown(page, "#timeline .tick")  # frame 5 is a set frame of the track now
+        applied(page)
+
+    after = json.loads((outdir / "walk.mp4.plan.json").read_text())
+    region = next(r for r in after["regions"] if r["id"] == track_region["id"])
+    assert region["set_frames"] == [5]
+    boxes = {row[0]: row[1:5] for row in region["track"]}
+    assert boxes[5][0] == pytest.approx(old[5][0] + 40, abs=1.5)
+    assert boxes[5][2] == pytest.approx(old[5][2] + 40, abs=1.5)
+    assert 0 < boxes[4][0] - old[4][0] < 40  # the correction fades out towards the neighbours
+    with FrameReader(outdir / "walk.mp4") as reader:
+        frame = reader.frame(5).astype(np.int16)
+    x1, y1, x2, y2 = boxes[5]
+    right_edge = (x2 - 6, (y1 + y2) / 2)  # inside the moved mask only
+    assert np.abs(frame[round(right_edge[1]), round(right_edge[0])] - MASK).max() <= 12  # lossy video
+    file = json.loads((outdir / "veil-report.json").read_text())["files"][0]
+    assert file["review"]["renders"] == 1 and file["video"]["frames"] == 12
