@@ -19,6 +19,7 @@ from veil.plan.files import load_plan
 from veil.plan.model import Decision, FrameBox, Kind, Plan, Region, Source, plan_from_dict
 from veil.review.batch import Batch, ReviewError
 from veil.review.draft import Draft, draft_path
+from veil.review.follow import followed
 from veil.review.views import review_order, spans
 
 from review_batch import run
@@ -141,3 +142,15 @@ def test_a_folder_without_a_report_is_refused(tmp_path: Path, capsys: pytest.Cap
     assert run("review", tmp_path, "--no-browser") == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith("veil: no veil-report.json") and "\n" not in error and "Traceback" not in error
+
+
+def test_a_drawn_box_follows_the_content_both_ways(tmp_path: Path, astronaut: npt.NDArray[np.uint8]) -> None:
+    clip = make_clip(tmp_path / "c.mp4", astronaut, frames=16, audio=False)
+    with FrameReader(clip.path) as reader:
+        start = 8
+        path = followed(reader.frame, reader.frames, start, tuple(map(float, clip.faces[start])))  # type: ignore[arg-type]
+    assert [frame for frame, _ in path] == list(range(16))  # forwards to the end, backwards to the start
+    for frame, box in path:
+        assert np.abs(np.array(box) - np.array(clip.faces[frame])).max() <= 6, (
+            frame
+        )  # the face moves 6 px a frame

@@ -31,7 +31,8 @@ def outdir(tmp_path_factory: pytest.TempPathFactory, astronaut: npt.NDArray[np.u
     root = tmp_path_factory.mktemp("review")
     (root / "in").mkdir()
     Image.fromarray(astronaut).save(root / "in" / "one.png")
-    assert run("anonymize", root / "in", "-o", root / "out", "-q", "--no-verify") == 0
+    (root / "in" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a photo")
+    assert run("anonymize", root / "in", "-o", root / "out", "-q", "--no-verify") == 1
     (root / "out" / "not-in-report.png").write_bytes((root / "in" / "one.png").read_bytes())
     return root / "out"
 
@@ -58,7 +59,9 @@ def writes(keys: Secrets) -> dict[str, str]:
 
 
 def first_id(client: TestClient) -> str:
-    return str(client.get("/api/files").json()["files"][0]["id"])
+    """The id of the photo that was anonymized."""
+    files = client.get("/api/files").json()["files"]
+    return str(next(f["id"] for f in files if f["name"] == "one.png"))
 
 
 def test_nothing_is_served_without_the_token(server: tuple[TestClient, Secrets, Batch]) -> None:
@@ -82,7 +85,7 @@ def test_the_token_is_swapped_for_a_strict_cookie(server: tuple[TestClient, Secr
     cookie = response.headers["set-cookie"]
     assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
     assert client.get("/").status_code == 200
-    assert client.get("/api/files").json()["counts"]["total"] == 1
+    assert client.get("/api/files").json()["counts"]["total"] == 2
 
 
 def test_other_hosts_are_refused_even_with_the_cookie(server: tuple[TestClient, Secrets, Batch]) -> None:
@@ -154,8 +157,13 @@ def test_only_the_reports_files_are_listed(server: tuple[TestClient, Secrets, Ba
     client, keys, _ = server
     signed_in(client, keys)
     listing = client.get("/api/files").json()
-    assert [f["name"] for f in listing["files"]] == ["one.png"]
-    item = listing["files"][0]["id"]
+    broken, one = listing["files"]  # a file that failed comes first; it has no output to show
+    assert broken["state"] == "failed" and broken["name"].endswith("broken.jpg") and broken["error"]
+    refused = client.get(f"/api/files/{broken['id']}")
+    assert refused.status_code == 400 and "no output" in refused.json()["error"]
+    assert client.get(f"/media/{broken['id']}/original").status_code == 400
+    assert one["name"] == "one.png"
+    item = one["id"]
     assert len(item) >= 12 and "." not in item and "/" not in item  # opaque, not a path
     for view in ("original", "preview", "output", "thumb"):
         response = client.get(f"/media/{item}/{view}")
@@ -253,4 +261,4 @@ def test_approval_waits_for_applied_changes(server: tuple[TestClient, Secrets, B
     response = client.post(f"/api/files/{item}/approve", json={}, headers=headers)
     assert response.status_code == 400 and "apply" in response.json()["error"]
     report = json.loads((outdir / "veil-report.json").read_text())
-    assert report["files"][0]["review"] is None
+    assert all(file["review"] is None for file in report["files"])

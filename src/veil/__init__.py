@@ -26,9 +26,10 @@ from veil.options import (
     Precision,
     VerifyOptions,
 )
-from veil.pipeline import ImageResult, anonymize_file, anonymize_image, anonymize_paths, render_file
+from veil.pipeline import ImageResult, anonymize_file, anonymize_image, anonymize_paths
 from veil.pipeline import veil_version as _veil_version
 from veil.plan import Decision, Kind, Plan, Region, Shape, load_plan, save_plan
+from veil.rendering import render_file
 from veil.report import Check, FaceReport, FileReport, FileStatus, Finding, ModelInfo, RunReport, Verification
 from veil.verify import Verifier
 

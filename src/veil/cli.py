@@ -39,19 +39,8 @@ from veil.options import (
     TrackingOptions,
     VideoOptions,
 )
-from veil.pipeline import (
-    Job,
-    RenderJob,
-    is_video,
-    model_info,
-    plan_beside,
-    plan_jobs,
-    plan_pairs,
-    plan_renders,
-    render_jobs,
-    run_jobs,
-    veil_version,
-)
+from veil.pipeline import Job, is_video, model_info, plan_jobs, plan_pairs, run_jobs, veil_version
+from veil.rendering import RenderJob, plan_beside, plan_renders, render_jobs
 from veil.report import FileReport, FileStatus, PairReport, RunReport, Verification, VerifyRunReport
 from veil.verify import Verifier
 

@@ -3,7 +3,7 @@ its report, each with its original, output, plan and draft.
 
 Files are known by opaque ids made for this review; nothing outside the
 report's list is ever opened. Applying a draft renders the output again
-from the original (`veil.pipeline.render_file`) into a hidden folder of
+from the original (`veil.rendering.render_file`) into a hidden folder of
 OUTDIR, verifies it, and only then swaps it and its plan in. Approving
 records a person's decision in the report. Originals are only read.
 """
@@ -23,9 +23,10 @@ from pathlib import Path
 from veil.errors import VeilError
 from veil.media.files import publish_bytes
 from veil.options import AnonymizeOptions, AudioMode, Device, VideoOptions
-from veil.pipeline import is_video, render_file
+from veil.pipeline import is_video
 from veil.plan.files import check_plan_source, file_sha256, load_plan, plan_path
 from veil.plan.model import Plan
+from veil.rendering import render_file
 from veil.report import FileReport, FileStatus, ReviewRecord, RunReport
 from veil.review.draft import Draft, draft_path
 from veil.verify import Verifier

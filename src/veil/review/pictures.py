@@ -73,6 +73,8 @@ class Pictures:
 
     def jpeg(self, item: Item, view: View, frame: int | None) -> bytes:
         """One view of a photo (`frame` None) or of a video frame, as JPEG."""
+        if item.output is None:
+            raise ReviewError(f"{item.name}: anonymize wrote no output to review")
         if item.video != (frame is not None):
             raise ReviewError("a frame number is needed for a video, and only for a video")
         version = self.batch.draft(item).version if view is View.PREVIEW else 0

@@ -155,6 +155,7 @@ class Review:
         self.batch, self.keys = batch, keys
         self.pictures = Pictures(batch)
         self.jobs: dict[str, _Job] = {}
+        self._jobs_lock = threading.Lock()
 
     def app(self) -> ASGIApp:
         routes = [
@@ -218,8 +219,15 @@ class Review:
             raise ReviewError(f"no frame {frame} in {item.name}")
         return JSONResponse(views.frame_view(plan, frame))
 
+    def _idle(self, item: Item) -> None:
+        """Refuse to change a file while it is being rendered from its draft."""
+        job = self.jobs.get(item.id)
+        if job is not None and job.state == "running":
+            raise ReviewError(f"{item.name} is being rendered: wait for it to finish")
+
     async def edit(self, request: Request) -> Response:
         item = self.item(request)
+        self._idle(item)
         body = await _json(request)
         change = self._edit(item, body)
         return await _in_thread(lambda: self._changed(item, change))
@@ -278,6 +286,7 @@ class Review:
         return await _in_thread(lambda: self._history(item, undo=False))
 
     def _history(self, item: Item, undo: bool) -> Response:
+        self._idle(item)
         with item.lock:
             draft = self.batch.draft(item)
             draft.undo() if undo else draft.redo()
@@ -286,10 +295,9 @@ class Review:
     def apply(self, request: Request) -> Response:
         item = self.item(request)
         self.batch.draft(item)  # refuse at once what cannot be reviewed
-        job = self.jobs.get(item.id)
-        if job is not None and job.state == "running":
-            raise ReviewError(f"{item.name} is being rendered already")
-        job = self.jobs[item.id] = _Job()
+        with self._jobs_lock:
+            self._idle(item)
+            job = self.jobs[item.id] = _Job()
 
         def progress(done: int, total: int) -> None:
             job.done, job.total = done, total
@@ -318,6 +326,7 @@ class Review:
 
     def approve(self, request: Request) -> Response:
         item = self.item(request)
+        self._idle(item)
         with item.lock:
             self.batch.approve(item)
         return JSONResponse(views.file_view(self.batch, item) | {"job": self._job(item)})

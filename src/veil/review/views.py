@@ -19,7 +19,7 @@ from veil.report import Finding
 from veil.review.batch import Batch, Item, State
 
 # Failing and unfinished files first.
-_STATE_ORDER = {State.FAIL: 0, State.REVIEW: 1, State.UNVERIFIED: 2, State.PASS: 3, State.FAILED: 4}
+_STATE_ORDER = {State.FAIL: 0, State.FAILED: 1, State.REVIEW: 2, State.UNVERIFIED: 3, State.PASS: 4}
 
 
 def batch_view(batch: Batch) -> dict[str, Any]:

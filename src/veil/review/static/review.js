@@ -231,11 +231,13 @@ function renderRegions() {
     const what = region.kind === "manual" ? (region.label || "drawn") :
       `score ${region.score}` + (region.veil_decided !== region.decision ? `, veil: ${region.veil_decided}` : "");
     li.append(element("span", {}, what));
+    const buttons = element("span", { class: "buttons" });
     for (const [decision, title] of [["mask", "m"], ["drop", "x"], ["keep", "v"]]) {
       const button = element("button", { "data-decide": decision, title: `${decision} (${title})` }, decision);
       button.disabled = region.decision === decision;
-      li.append(button);
+      buttons.append(button);
     }
+    li.append(buttons);
     const why = region.reason ? `kept: ${region.reason}` : (region.why || "");
     const found = region.found_by.length ? ` (${region.found_by.join(", ")})` : "";
     if (why || found) li.append(element("span", { class: "why" }, why + found));
@@ -255,7 +257,13 @@ function renderFindings() {
   const items = S.file.findings.map((finding) => {
     const where = finding.frame !== null ? `frame ${finding.frame}: ` : "";
     const li = element("li", { class: finding.severity }, `${finding.severity.toUpperCase()} ${where}${finding.message}`);
-    li.addEventListener("click", () => attempt(() => goToFinding(finding)));
+    li.addEventListener("click", (e) => {
+      if (e.target.dataset.maskFinding) attempt(() => maskFinding(finding));
+      else attempt(() => goToFinding(finding));
+    });
+    if (finding.box && finding.severity !== "kept" && !finding.region) {
+      li.append(element("button", { "data-mask-finding": "1", title: "Mask what the verifier found here" }, "mask it"));
+    }
     return li;
   });
   if (!items.length) items.push(element("li", {}, S.file.state === "unverified" ? "not verified" : "nothing found"));
@@ -352,6 +360,15 @@ async function goToFinding(finding) {
   if (finding.region) select(finding.region);
 }
 
+async function maskFinding(finding) {
+  // A face the verifier found outside every mask: a mask over its head, in its frame.
+  if (finding.frame !== null && S.file.kind === "video") {
+    S.frame = finding.frame;
+    await showFrame();
+  }
+  await edit({ op: "draw", box: finding.box, shape: "ellipse", label: "face", mode: "keyframes", frame: S.frame });
+}
+
 async function stepHistory(step) {
   updated(await api(`/api/files/${S.file.id}/${step}`, {}));
   await showFrame();
@@ -370,7 +387,8 @@ function watchJob() {
   S.polling = setInterval(() => attempt(async () => {
     const job = await api(`/api/files/${id}/job`);
     if (job.state === "running") {
-      say(job.total ? `rendering frame ${job.done} of ${job.total}...` : "rendering and verifying...");
+      if (job.total && job.done >= job.total) say("verifying...");
+      else say(job.total ? `rendering frame ${job.done} of ${job.total}...` : "rendering and verifying...");
       return;
     }
     clearInterval(S.polling);

@@ -1,0 +1,206 @@
+"""Rendering from plans: `veil render`'s jobs, one file or folders, and
+the report of what a person decided. No detector runs here; the output is
+verified as `veil anonymize` verifies its own (`veil.pipeline`)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from veil.errors import OutputExistsError, VeilError
+from veil.media.files import check_input_file
+from veil.options import AnonymizeOptions
+from veil.pipeline import (
+    MAX_VIDEO_BYTES,
+    FrameProgress,
+    Progress,
+    failure_report,
+    is_video,
+    model_info,
+    plan_jobs,
+    region_reports,
+    save_beside,
+    veil_version,
+    verified_report,
+)
+from veil.plan.files import check_plan_source, load_plan, plan_path
+from veil.plan.model import Decision, Plan
+from veil.plan.render import Rendered, render_photo, render_video
+from veil.report import Decisions, FileReport, FileStatus, KeptRegion, RunReport, VideoReport
+from veil.verify import Verifier
+
+log = logging.getLogger(__name__)
+
+
+def render_file(
+    original: Path | str,
+    plan: Plan | Path | str,
+    target: Path | str,
+    options: AnonymizeOptions | None = None,
+    verifier: Verifier | None = None,
+    on_frame: FrameProgress | None = None,
+) -> FileReport:
+    """Render `target` from `original` and a plan (a Plan or a plan file), with
+    no detection, then verify it as `anonymize_file` does, honouring and
+    checking the plan's decisions. The mask's look comes from the plan;
+    `options` gives the sound, the video quality and the verification."""
+    original, target = Path(original), Path(target)
+    options = options or AnonymizeOptions()
+    plan_file = str(plan) if isinstance(plan, str | Path) else None
+    try:
+        if not isinstance(plan, Plan):
+            plan = load_plan(plan)
+        if target.resolve() == original.resolve():
+            raise VeilError("output path is the input itself")
+        if target.suffix.lower() != original.suffix.lower():
+            raise VeilError(f"the output should be a {original.suffix} file like the original")
+        check_input_file(original, MAX_VIDEO_BYTES)
+        check_plan_source(plan, original)
+        beside = plan_path(target)  # every output keeps the plan it was rendered from beside it
+        given = plan_file is not None and beside.exists() and beside.resolve() == Path(plan_file).resolve()
+        if not given and (beside.exists() or beside.is_symlink()):
+            raise OutputExistsError(f"plan exists, not overwriting: {beside}")
+        if is_video(original):
+            rendered = render_video(original, plan, target, options.video, on_frame)
+        else:
+            rendered = render_photo(original, plan, target, options.limits)
+        if not given:
+            save_beside(plan, beside, target)
+        report = _rendered_report(original, target, plan, rendered, str(beside))
+        return verified_report(report, original, target, plan, options, verifier)
+    except VeilError as e:
+        return failure_report(original, e)
+    except Exception as e:  # fail closed on anything unforeseen, keep the batch going
+        log.debug("unexpected error rendering %s", original, exc_info=True)
+        return failure_report(original, e, prefix="internal error: ")
+
+
+def plan_decisions(plan: Plan) -> Decisions:
+    """What a person changed in `plan`, against what veil had decided."""
+    faces = [r for r in plan.regions if r.found is not None]
+    return Decisions(
+        dropped=[
+            r.id
+            for r in faces
+            if r.found and r.found.decision is Decision.MASK and r.decision is Decision.DROP
+        ],
+        masked=[
+            r.id
+            for r in faces
+            if r.found and r.found.decision is Decision.DROP and r.decision is Decision.MASK
+        ],
+        added=[r.id for r in plan.regions if r.found is None and r.decision is Decision.MASK],
+        kept=[KeptRegion(r.id, r.reason or "") for r in plan.regions if r.decision is Decision.KEEP],
+    )
+
+
+def _rendered_report(
+    original: Path, target: Path, plan: Plan, rendered: Rendered, plan_file: str | None
+) -> FileReport:
+    video = None
+    faces = []
+    if rendered.frames is not None:
+        per_frame = [plan.masks_at(i) for i in range(rendered.frames)]
+        video = VideoReport(
+            frames=rendered.frames,
+            duration_s=rendered.duration_s or 0.0,
+            time_base=rendered.time_base or "",
+            audio=rendered.audio or "none",
+            rotation_baked=rendered.rotation_baked or 0,
+            tracks=sum(1 for r in plan.regions if r.decision is Decision.MASK),
+            frames_filled_by_tracking=0,
+            faces_per_frame=[len(masks) for masks in per_frame],
+            boxes_per_frame=[
+                [(round(x1), round(y1), round(x2), round(y2)) for x1, y1, x2, y2 in (m.box for m in masks)]
+                for masks in per_frame
+            ],
+        )
+    else:
+        faces = region_reports(plan, Decision.MASK)
+    return FileReport(
+        input=str(original),
+        status=FileStatus.ANONYMIZED,
+        output=str(target),
+        format=rendered.format,
+        width=rendered.width,
+        height=rendered.height,
+        orientation_applied=rendered.orientation_applied,
+        faces=faces,
+        metadata_removed=rendered.metadata_removed,
+        video=video,
+        plan=plan_file,
+        decisions=plan_decisions(plan),
+    )
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """One original, the plan to render it from, and where its output goes."""
+
+    source: Path
+    plan: Path
+    target: Path
+
+
+def plan_renders(original: Path, plans: Path, out: Path) -> list[RenderJob | FileReport]:
+    """Render jobs for `veil render`: a file, its plan and its output (into
+    `out` when that is a folder), or every photo and video under a folder
+    with its plan at the same relative path under `plans` (as anonymize
+    wrote it, NAME.EXT.plan.json) and its output at that path under `out`."""
+    if not original.is_dir():
+        target = out / original.name if out.is_dir() else out
+        return [RenderJob(original, plans, target)]
+    jobs: list[RenderJob | FileReport] = []
+    for entry in plan_jobs([original], out):
+        if isinstance(entry, FileReport):
+            jobs.append(entry)
+            continue
+        relative = entry.source.relative_to(original)
+        plan = plan_path(plans / relative)
+        if not plan.is_file():
+            jobs.append(failure_report(entry.source, VeilError(f"no plan for it: {plan} does not exist")))
+            continue
+        jobs.append(RenderJob(entry.source, plan, entry.target))
+    return jobs
+
+
+def render_jobs(
+    planned: list[RenderJob | FileReport],
+    options: AnonymizeOptions | None = None,
+    progress: Progress | None = None,
+    on_frame: FrameProgress | None = None,
+) -> RunReport:
+    """Carry out render jobs in order; planned reports pass straight through."""
+    options = options or AnonymizeOptions()
+    verifier = Verifier(options.verification, options.device) if options.verify else None
+    report = RunReport(
+        veil_version=veil_version(),
+        model=None,
+        options=asdict(options),
+        verifier_models=[model_info(m) for m in verifier.models] if verifier else [],
+    )
+    for entry in planned:
+        if isinstance(entry, FileReport):
+            file_report = entry
+        else:
+            file_report = render_file(entry.source, entry.plan, entry.target, options, verifier, on_frame)
+        report.files.append(file_report)
+        if progress is not None:
+            progress(file_report)
+    return report
+
+
+def plan_beside(original: Path, output: Path) -> Plan | None:
+    """The plan beside `output` (OUTPUT.plan.json), when there is one made
+    for `original`; verification then honours its decisions. Without it
+    verification is only stricter: a face kept visible fails."""
+    path = plan_path(output)
+    if not path.is_file():
+        return None
+    try:
+        plan = load_plan(path)
+        check_plan_source(plan, original)
+    except (VeilError, OSError):
+        return None
+    return plan
