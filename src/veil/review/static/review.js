@@ -125,8 +125,12 @@ async function showFrame() {
   const file = S.file;
   if (file.kind === "video") {
     S.frame = Math.max(0, Math.min(S.frame, file.frames - 1));
-    $("frame-number").value = String(S.frame);
-    S.frameData = await api(`/api/files/${file.id}/frame/${S.frame}`);
+    const frame = S.frame;
+    $("frame-number").value = String(frame);
+    const data = await api(`/api/files/${file.id}/frame/${frame}`);
+    // Keys step faster than answers come: only the answer for the frame shown now counts.
+    if (!S.file || S.file.id !== file.id || S.frame !== frame) return;
+    S.frameData = data;
   }
   render();
 }
@@ -164,7 +168,7 @@ function render() {
 
 function regionsHere() {
   // [{id, decision, box, outline}] of the picture on screen
-  if (S.file.kind === "video") return S.frameData ? S.frameData.regions : [];
+  if (S.file.kind === "video") return S.frameData && S.frameData.frame === S.frame ? S.frameData.regions : [];
   return S.file.regions.map((r) => ({ id: r.id, decision: r.decision, box: r.box, outline: r.outline }));
 }
 
@@ -332,8 +336,7 @@ function stepRegion(by) {
 
 async function edit(body) {
   updated(await api(`/api/files/${S.file.id}/edit`, body));
-  if (S.file.kind === "video") S.frameData = await api(`/api/files/${S.file.id}/frame/${S.frame}`);
-  render();
+  await showFrame();
   say("saved");
 }
 
@@ -457,9 +460,10 @@ function onPointerMove(event) {
   renderOverlay();
 }
 
-function onPointerUp() {
+function onPointerUp(event) {
   const d = S.drag;
   if (!d) return;
+  onPointerMove(event);  // where the pointer was let go: the last move may not have been delivered
   S.drag = null;
   const moved = d.kind === "draw" ? (d.box[2] - d.box[0] > 3 && d.box[3] - d.box[1] > 3)
     : d.box.some((v, i) => Math.abs(v - d.from[i]) > 1);
