@@ -130,6 +130,12 @@ def test_a_person_fixes_a_photo(page: Any, tmp_path: Path, astronaut: npt.NDArra
         page.keyboard.press("Enter")
         shown(page, "#regions li[data-id=f2] .d-keep")
 
+        fitted = page.locator("#picture").bounding_box()["width"]
+        page.keyboard.press("z")  # zoom onto the selected region
+        assert page.locator("#picture").bounding_box()["width"] > 1.5 * fitted
+        page.keyboard.press("0")
+        assert page.locator("#picture").bounding_box()["width"] == pytest.approx(fitted, abs=1)
+
         page.keyboard.press("2")  # the preview shows the draft before anything is rendered
         assert "/preview" in page.locator("#picture").get_attribute("src")
         applied(page)

@@ -5,8 +5,9 @@
 const S = {
   csrf: "", batch: null, filter: "all", search: "",
   file: null, view: "edit", selected: null, frame: 0, frameData: null,
-  tool: null, drag: null, polling: null,
+  tool: null, drag: null, polling: null, zoom: 1,
 };
+const ZOOM_STEP = 1.5;
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -103,6 +104,7 @@ async function openFile(id) {
   S.selected = null;
   S.frame = 0;
   S.tool = null;
+  S.zoom = 1;
   $("batch").hidden = true;
   $("file").hidden = false;
   const video = S.file.kind === "video";
@@ -160,10 +162,67 @@ function render() {
   const picture = $("picture");
   if (picture.getAttribute("src") !== url) picture.src = url;
   picture.alt = `${file.name}, ${S.view}`;
+  layoutPicture();
   renderOverlay();
   renderRegions();
   renderFindings();
   if (file.kind === "video") renderTimeline();
+}
+
+function scale() {
+  // Screen pixels per picture pixel: the picture fits the stage, times the zoom.
+  const stage = $("stage");
+  const fit = Math.min((stage.clientWidth - 16) / S.file.width, (stage.clientHeight - 16) / S.file.height);
+  return Math.max(0.05, fit) * S.zoom;
+}
+
+function layoutPicture() {
+  const picture = $("picture");
+  const k = scale();
+  picture.style.width = `${Math.round(S.file.width * k)}px`;
+  picture.style.height = `${Math.round(S.file.height * k)}px`;
+}
+
+function zoomTo(factor, centre) {
+  // Zoom by `factor` about `centre` (picture pixels; default: the middle of the view).
+  const stage = $("stage");
+  const before = scale();
+  const middle = centre || [
+    (stage.scrollLeft + stage.clientWidth / 2) / before, (stage.scrollTop + stage.clientHeight / 2) / before,
+  ];
+  S.zoom = factor === 0 ? 1 : Math.min(40, Math.max(1, S.zoom * factor));
+  layoutPicture();
+  const after = scale();
+  stage.scrollLeft = middle[0] * after - stage.clientWidth / 2;
+  stage.scrollTop = middle[1] * after - stage.clientHeight / 2;
+}
+
+function zoomOnSelected() {
+  const region = regionsHere().find((r) => r.id === S.selected);
+  if (!region) { say("select a region first"); return; }
+  const [x1, y1, x2, y2] = region.box;
+  const stage = $("stage");
+  const fit = scale() / S.zoom;
+  // the region about a fifth of the view, and no more than 8 times the fitted size
+  const wanted = Math.min(stage.clientWidth / ((x2 - x1) * 5), stage.clientHeight / ((y2 - y1) * 5)) / fit;
+  S.zoom = 1;
+  zoomTo(Math.min(8, Math.max(1, wanted)), [(x1 + x2) / 2, (y1 + y2) / 2]);
+  renderOverlay();
+}
+
+function keepSelectedInView() {
+  // When zoomed in, scroll the stage so the selected region is on screen.
+  if (S.zoom === 1) return;
+  const region = regionsHere().find((r) => r.id === S.selected);
+  if (!region) return;
+  const stage = $("stage");
+  const k = scale();
+  const [x1, y1, x2, y2] = region.box.map((v) => v * k);
+  if (x1 < stage.scrollLeft || x2 > stage.scrollLeft + stage.clientWidth ||
+      y1 < stage.scrollTop || y2 > stage.scrollTop + stage.clientHeight) {
+    stage.scrollLeft = (x1 + x2) / 2 - stage.clientWidth / 2;
+    stage.scrollTop = (y1 + y2) / 2 - stage.clientHeight / 2;
+  }
 }
 
 function regionsHere() {
@@ -207,9 +266,10 @@ function renderOverlay() {
       const selected = region.id === S.selected;
       shape.setAttribute("class", `region ${region.decision}${selected ? " selected" : ""}`);
       shape.dataset.id = region.id;
-      nodes.push(rect(box, "facebox"), shape);
+      nodes.push(shape);
       if (selected) {
-        const size = Math.max(6, S.file.width / 150);
+        nodes.push(rect(box, "facebox"));
+        const size = 10 / scale();  // ten screen pixels at any zoom
         const handle = rect([box[2] - size / 2, box[3] - size / 2, box[2] + size / 2, box[3] + size / 2], "handle");
         handle.dataset.handle = region.id;
         nodes.push(handle);
@@ -322,6 +382,7 @@ function select(id) {
     }
   }
   render();
+  keepSelectedInView();
   const li = document.querySelector(`#regions li[data-id="${id}"]`);
   if (li) li.scrollIntoView({ block: "nearest" });
 }
@@ -520,6 +581,10 @@ function onKey(event) {
       return;
     case "b": S.tool = S.tool === "box" ? null : "box"; S.view = "edit"; render(); return;
     case "o": S.tool = S.tool === "ellipse" ? null : "ellipse"; S.view = "edit"; render(); return;
+    case "+": case "=": zoomTo(ZOOM_STEP); return;
+    case "-": zoomTo(1 / ZOOM_STEP); return;
+    case "0": zoomTo(0); return;
+    case "z": zoomOnSelected(); return;
     case "a": attempt(applyFile); return;
     case "A": attempt(approveFile); return;
   }
@@ -568,6 +633,7 @@ function closeModals() {
 
 function wire() {
   document.addEventListener("keydown", onKey);
+  window.addEventListener("resize", () => { if (S.file) layoutPicture(); });
   const overlay = $("overlay");
   overlay.addEventListener("pointerdown", onPointerDown);
   overlay.addEventListener("pointermove", onPointerMove);
