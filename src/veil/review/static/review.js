@@ -135,6 +135,9 @@ async function showFrame() {
     S.frameData = data;
   }
   render();
+  if (file.kind === "video" && S.frame + 1 < file.frames) {
+    new Image().src = pictureUrl().replace(`/${S.frame}?`, `/${S.frame + 1}?`);  // the next step is ready
+  }
 }
 
 function pictureUrl() {
@@ -410,6 +413,14 @@ async function decideSelected(decision) {
   await edit({ op: "decide", region: S.selected, decision });
 }
 
+async function decideAndGoOn(decision) {
+  // One key per doubtful region: decide it, then the next one is selected.
+  const id = S.selected;
+  if (!id) { say("select a region first (n)"); return; }
+  await decideSelected(decision);
+  if (S.selected === id) stepRegion(1);
+}
+
 function openKeep() {
   $("keep-reason").value = "";
   $("keep-dialog").hidden = false;
@@ -573,8 +584,8 @@ function onKey(event) {
       return;
     case "n": stepRegion(1); return;
     case "N": stepRegion(-1); return;
-    case "m": attempt(() => decideSelected("mask")); return;
-    case "x": attempt(() => decideSelected("drop")); return;
+    case "m": attempt(() => decideAndGoOn("mask")); return;
+    case "x": attempt(() => decideAndGoOn("drop")); return;
     case "v": decideSelected("keep"); return;
     case "Delete": case "Backspace":
       if (S.selected) attempt(() => edit({ op: "remove", region: S.selected }));
