@@ -118,7 +118,8 @@ def test_a_person_fixes_a_photo(page: Any, tmp_path: Path, astronaut: npt.NDArra
         page.locator("#regions li[data-id=f9] .id").click()
         page.keyboard.press("x")  # drop the false region
         shown(page, "#regions li[data-id=f9] .d-drop")
-        sync_api.expect(page.locator("#regions li.selected")).to_have_attribute("data-id", "f1")  # the next one
+        selected = page.locator("#regions li.selected")
+        sync_api.expect(selected).to_have_attribute("data-id", "f1")  # x went on to the next one
 
         x1, y1, x2, y2 = face_at(2)
         page.keyboard.press("b")
