@@ -609,6 +609,7 @@ function onKey(event) {
     case "t": attempt(nextStart); return;
     case "s": attempt(() => spanHere("first")); return;
     case "e": attempt(() => spanHere("last")); return;
+    case "k": attempt(reachHere); return;
   }
 }
 
@@ -633,6 +634,14 @@ async function spanHere(end) {
   const first = end === "first" ? S.frame : region.first;
   const last = end === "last" ? S.frame : region.last;
   await edit({ op: "span", region: region.id, first, last });
+}
+
+async function reachHere() {
+  // The selected region reaches this frame, holding its nearest box: a key frame to move.
+  const region = S.file.regions.find((r) => r.id === S.selected);
+  if (!region) { say("select a region first"); return; }
+  if (S.frame >= region.first && S.frame <= region.last) { say("it is in this frame already"); return; }
+  await edit({ op: "span", region: region.id, first: Math.min(region.first, S.frame), last: Math.max(region.last, S.frame) });
 }
 
 function closeModals() {
