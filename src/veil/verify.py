@@ -39,7 +39,7 @@ from veil.media.tags import file_tags
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSource
 from veil.models import DLIB_LANDMARKS, DLIB_RECOGNITION, ModelSpec
 from veil.options import AudioMode, DetectionOptions, Device, VerifyOptions
-from veil.plan.model import Decision, Plan, Region
+from veil.plan.model import Decision, Plan, box_iou
 from veil.recognition import FaceRecognizer, RecognitionUnavailable
 from veil.report import Check, Finding, Verification
 from veil.second_look import SecondLook
@@ -229,7 +229,7 @@ class Verifier:
         right, bottom = min(width, math.ceil(x2 + grow_x)), min(height, math.ceil(y2 + grow_y))
         found = search(np.ascontiguousarray(before[top:bottom, left:right])).shifted(left, top)
         target = _int_box(box)
-        overlaps = [_iou(_int_box(other), target) for other in found.boxes.tolist()]
+        overlaps = [box_iou(_int_box(other), target) for other in found.boxes.tolist()]
         if not overlaps or max(overlaps) < 0.3:
             return None
         best: list[float] = found.boxes[int(np.argmax(overlaps))].tolist()
@@ -330,13 +330,13 @@ class Verifier:
                 in_original = self._find_in_original(search, before, box) if failing else None
                 if failing and in_original is None:
                     continue
-                kept = _decided(tally.plan, frame, Decision.KEEP, box)
+                kept = tally.plan.region_under(frame, box, Decision.KEEP) if tally.plan else None
                 if kept is not None:
                     reason = f"visible by choice ({kept.id}): {kept.reason}"
                     tally.kept.append(Finding(Check.DETECTION, reason, frame, _int_box(box), round(score, 3)))
                     continue
                 message = f"{name} finds a face outside every mask"
-                dropped = _decided(tally.plan, frame, Decision.DROP, box)
+                dropped = tally.plan.region_under(frame, box, Decision.DROP) if tally.plan else None
                 if dropped is not None:
                     message = (
                         f"{name} finds a face where the mask of {dropped.id} was dropped: "
@@ -368,20 +368,6 @@ class Verifier:
                         )
                     )
         return _merge(failures), _merge(review)
-
-
-def _decided(plan: Plan | None, frame: int | None, decision: Decision, box: list[float]) -> Region | None:
-    """The plan's region with `decision` that `box` (a find) lies on, if any:
-    they overlap, or the find's centre is inside the region."""
-    if plan is None:
-        return None
-    target = _int_box(box)
-    centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    for region, region_box in plan.regions_at(frame, decision):
-        x1, y1, x2, y2 = region_box
-        if _iou(_int_box(region_box), target) > 0.3 or (x1 <= centre_x <= x2 and y1 <= centre_y <= y2):
-            return region
-    return None
 
 
 def _check_sound(had: bool, has: bool, audio: AudioMode, tally: _Tally) -> None:
@@ -450,16 +436,8 @@ def _merge(findings: list[Finding]) -> list[Finding]:
     kept: list[Finding] = []
     for finding in sorted(findings, key=lambda f: -(f.score or 0)):
         if finding.box is not None and any(
-            k.box is not None and k.check is finding.check and _iou(k.box, finding.box) > 0.3 for k in kept
+            k.box is not None and k.check is finding.check and box_iou(k.box, finding.box) > 0.3 for k in kept
         ):
             continue
         kept.append(finding)
     return kept
-
-
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0

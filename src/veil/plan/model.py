@@ -154,6 +154,29 @@ class Plan:
                 if box is not None:
                     yield region, box
 
+    def region_under(
+        self, frame: int | None, box: Sequence[float], decision: Decision | None = None
+    ) -> Region | None:
+        """The first region (with `decision`, when given) that `box`, something
+        found in `frame`, lies on: their boxes, in whole pixels, overlap by an
+        IoU over 0.3, or the found box's centre is inside the region's box.
+        The verifier ties its finds to a plan by this rule, and the review
+        page its findings."""
+        found = tuple(round(v) for v in box)
+        centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        for region in self.regions:
+            if decision is not None and region.decision is not decision:
+                continue
+            region_box = region.box_at(frame)
+            if region_box is None:
+                continue
+            x1, y1, x2, y2 = region_box
+            if box_iou(tuple(round(v) for v in region_box), found) > 0.3 or (  # type: ignore[arg-type]
+                x1 <= centre_x <= x2 and y1 <= centre_y <= y2
+            ):
+                return region
+        return None
+
     def region(self, region_id: str) -> Region:
         for region in self.regions:
             if region.id == region_id:
@@ -218,6 +241,15 @@ class Plan:
             },
             "regions": [_region_dict(r) for r in self.regions],
         }
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes, x1, y1, x2, y2."""
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def _region_dict(region: Region) -> dict[str, Any]:

@@ -152,39 +152,16 @@ def outline(plan: Plan, shape: Shape, box: Box) -> dict[str, float]:
 
 
 def finding_view(plan: Plan, finding: Finding, severity: str) -> dict[str, Any]:
+    # the region the finding is about, by the verifier's own rule
+    region = plan.region_under(finding.frame, finding.box) if finding.box else None
     return {
         "severity": severity,
         "check": finding.check.value,
         "message": finding.message,
         "frame": finding.frame,
         "box": list(finding.box) if finding.box else None,
-        "region": _region_under(plan, finding),
+        "region": region.id if region else None,
     }
-
-
-def _region_under(plan: Plan, finding: Finding) -> str | None:
-    """The region a finding is about: the one its box overlaps most there."""
-    if finding.box is None:
-        return None
-    best, best_overlap = None, 0.0
-    for region in plan.regions:
-        box = region.box_at(finding.frame)
-        if box is None:
-            continue
-        overlap = _overlap(box, tuple(map(float, finding.box)))  # type: ignore[arg-type]
-        if overlap > best_overlap:
-            best, best_overlap = region.id, overlap
-    return best
-
-
-def _overlap(a: Box, b: Box) -> float:
-    """Intersection over the smaller box's area."""
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
-    return width * height / smaller if smaller > 0 else 0.0
 
 
 def spans(frames: list[int]) -> list[list[int]]:
