@@ -128,7 +128,6 @@ class VideoSource:
         """Upright frames of the first video stream, and packets of the first
         audio stream, in file order. Damaged data raises CorruptInputError."""
         streams = [self._video] + ([self.audio_stream] if self.audio_stream else [])
-        turns = self.probe.rotation // 90
         index = 0
         first_pts = last_pts = None
         try:
@@ -141,10 +140,7 @@ class VideoSource:
                     if getattr(frame, "is_corrupt", False):
                         raise CorruptInputError(f"damaged video data at frame {index}")
                     pts = _frame_pts(frame.pts, last_pts, self.probe)
-                    pixels = frame.to_ndarray(format="rgb24")
-                    if turns:
-                        pixels = np.ascontiguousarray(np.rot90(pixels, k=turns))
-                    yield VideoFrameIn(index, pts, pixels)
+                    yield VideoFrameIn(index, pts, self._upright(frame))
                     index += 1
                     last_pts = pts
                     first_pts = pts if first_pts is None else first_pts
@@ -155,6 +151,12 @@ class VideoSource:
         if self.probe.frames and index != self.probe.frames:
             raise CorruptInputError(f"truncated or damaged: decoded {index} of {self.probe.frames} frames")
         self._check_length(first_pts, last_pts)
+
+    def _upright(self, frame: av.VideoFrame) -> npt.NDArray[np.uint8]:
+        """A decoded frame's RGB pixels, turned as the display matrix says."""
+        pixels = frame.to_ndarray(format="rgb24")
+        turns = self.probe.rotation // 90
+        return np.ascontiguousarray(np.rot90(pixels, k=turns)) if turns else pixels
 
     def _check_length(self, first_pts: int | None, last_pts: int | None) -> None:
         """Containers that do not count frames (Matroska, WebM) still declare a
@@ -422,9 +424,7 @@ class FrameReader(VideoSource):
             for found, frame in self._decoded:
                 self._next = found + 1
                 if found == index:
-                    pixels = frame.to_ndarray(format="rgb24")
-                    turns = self.probe.rotation // 90
-                    return np.ascontiguousarray(np.rot90(pixels, k=turns)) if turns else pixels
+                    return self._upright(frame)
                 if found > index:
                     break
         except av.FFmpegError as e:

@@ -148,7 +148,8 @@ class Batch:
         staging = self.outdir / STAGING
         staging.mkdir(exist_ok=True)
         staged = staging / f"{item.id}{item.output.suffix}"
-        for leftover in (staged, plan_path(staged)):
+        leftovers = (staged, plan_path(staged))
+        for leftover in leftovers:
             leftover.unlink(missing_ok=True)
         audio = self.report.options.get("video", {}).get("audio", AudioMode.KEEP.value)
         options = AnonymizeOptions(video=VideoOptions(audio=AudioMode(audio)), device=self.device)
@@ -161,7 +162,7 @@ class Batch:
             os.replace(staged, item.output)
             os.replace(plan_path(staged), item.plan_file)
         finally:
-            for leftover in (staged, plan_path(staged)):
+            for leftover in leftovers:
                 leftover.unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 staging.rmdir()  # only when empty: another file may be rendering there
@@ -169,13 +170,8 @@ class Batch:
         old = self.file(item).review or ReviewRecord()
         record = ReviewRecord(approved=False, changes=old.changes + draft.changes, renders=old.renders + 1)
         draft.changes = 0
-        report = replace(
-            rendered,
-            input=self.file(item).input,
-            output=self.file(item).output,
-            plan=str(plan_path(Path(self.file(item).output or item.output))),
-            review=record,
-        )
+        before = self.file(item)  # the paths as the report recorded them, not the staging ones
+        report = replace(rendered, input=before.input, output=before.output, plan=before.plan, review=record)
         self._save(item, report, boxes=True)
         return report
 

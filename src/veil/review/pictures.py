@@ -11,6 +11,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from enum import StrEnum
+from pathlib import Path
 from typing import Generic, TypeVar
 
 import cv2
@@ -89,32 +90,18 @@ class Pictures:
         path = item.original if view is View.ORIGINAL else item.output
         if path is None:
             raise ReviewError(f"{item.name}: its {view.value} is not there")
-        version = 0 if view is View.ORIGINAL else self._output_version(item)
-        key = (item.id, f"{view.value}:{version}", frame)
+        source = f"{view.value}:{self._output_version(item) if view is View.OUTPUT else 0}"
         if frame is None:
-            return self._pixels.get(key, lambda: read_image(path, self.limits).pixels)
-        return self._pixels.get(key, lambda: self._frame(item, view, frame))
+            return self._pixels.get((item.id, source, None), lambda: read_image(path, self.limits).pixels)
+        return self._pixels.get((item.id, source, frame), lambda: self._frame(item.id, source, path, frame))
 
-    def _frame(self, item: Item, view: View, frame: int) -> Image:
-        path = item.original if view is View.ORIGINAL else item.output
-        assert path is not None
-        version = self._output_version(item) if view is View.OUTPUT else 0
-        reader, lock = self._readers.get(
-            (item.id, f"{view.value}:{version}"), lambda: (FrameReader(path), threading.Lock())
-        )
+    def _frame(self, item_id: str, source: str, path: Path, frame: int) -> Image:
+        reader, lock = self._readers.get((item_id, source), lambda: (FrameReader(path), threading.Lock()))
         with lock:
             try:
                 return reader.frame(frame)
             except IndexError as e:
                 raise ReviewError(str(e)) from None
-
-    def frames(self, item: Item) -> int:
-        assert item.original is not None
-        reader, _ = self._readers.get(
-            (item.id, "original:0"),
-            lambda: (FrameReader(item.original), threading.Lock()),  # type: ignore[arg-type]
-        )
-        return reader.frames
 
     def thumbnail(self, item: Item) -> bytes:
         """A small picture of the output (a video's first frame)."""

@@ -27,6 +27,7 @@ from urllib.parse import parse_qs
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -209,7 +210,7 @@ class Review:
 
     def details(self, request: Request) -> Response:
         item = self.item(request)
-        return JSONResponse(views.file_view(self.batch, item) | {"job": self._job(item)})
+        return self._file(item)
 
     def frame_regions(self, request: Request) -> Response:
         item = self.item(request)
@@ -230,12 +231,12 @@ class Review:
         self._idle(item)
         body = await _json(request)
         change = self._edit(item, body)
-        return await _in_thread(lambda: self._changed(item, change))
+        return await run_in_threadpool(lambda: self._changed(item, change))
 
     def _changed(self, item: Item, change: Callable[[Plan], Plan]) -> Response:
         with item.lock:
             self.batch.change(item, change)
-        return JSONResponse(views.file_view(self.batch, item) | {"job": self._job(item)})
+        return self._file(item)
 
     def _edit(self, item: Item, body: dict[str, Any]) -> Callable[[Plan], Plan]:
         """The change a request asks for, checked before it is made."""
@@ -279,18 +280,18 @@ class Review:
 
     async def undo(self, request: Request) -> Response:
         item = self.item(request)
-        return await _in_thread(lambda: self._history(item, undo=True))
+        return await run_in_threadpool(lambda: self._history(item, undo=True))
 
     async def redo(self, request: Request) -> Response:
         item = self.item(request)
-        return await _in_thread(lambda: self._history(item, undo=False))
+        return await run_in_threadpool(lambda: self._history(item, undo=False))
 
     def _history(self, item: Item, undo: bool) -> Response:
         self._idle(item)
         with item.lock:
             draft = self.batch.draft(item)
             draft.undo() if undo else draft.redo()
-        return JSONResponse(views.file_view(self.batch, item) | {"job": self._job(item)})
+        return self._file(item)
 
     def apply(self, request: Request) -> Response:
         item = self.item(request)
@@ -318,6 +319,10 @@ class Review:
     def job(self, request: Request) -> Response:
         return JSONResponse(self._job(self.item(request)))
 
+    def _file(self, item: Item) -> Response:
+        """One file as the page shows it, with its Apply in progress, if any."""
+        return JSONResponse(views.file_view(self.batch, item) | {"job": self._job(item)})
+
     def _job(self, item: Item) -> dict[str, Any] | None:
         job = self.jobs.get(item.id)
         if job is None:
@@ -329,7 +334,7 @@ class Review:
         self._idle(item)
         with item.lock:
             self.batch.approve(item)
-        return JSONResponse(views.file_view(self.batch, item) | {"job": self._job(item)})
+        return self._file(item)
 
     def picture(self, request: Request) -> Response:
         item = self.item(request)
@@ -369,12 +374,6 @@ async def _json(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ReviewError("the request should be a JSON object")
     return body
-
-
-async def _in_thread(work: Callable[[], Response]) -> Response:
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(work)
 
 
 def _text(body: dict[str, Any], key: str) -> str:
