@@ -1,8 +1,9 @@
-"""The `veil` command: argument parsing, progress, summary and exit status.
+"""The `veil` command: argument parsing, the reports it writes, and exit status.
 
 Exit status: 0 when every file was anonymized and passed verification (or
 for `veil verify`, every pair passed), 1 when any failed, 2 for a usage
-error. Only this module prints or exits.
+error. Only this module and `veil.terminal` (progress, verdicts, summary)
+print, and only this module exits.
 """
 
 from __future__ import annotations
@@ -15,17 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
 from veil import devices
 from veil.errors import VeilError
+from veil.jobs import Job, is_video, plan_jobs, plan_pairs
 from veil.media.files import publish_bytes
 from veil.options import (
     AnonymizeOptions,
@@ -39,16 +33,16 @@ from veil.options import (
     TrackingOptions,
     VideoOptions,
 )
-from veil.pipeline import Job, is_video, model_info, plan_jobs, plan_pairs, run_jobs, veil_version
+from veil.pipeline import model_info, run_jobs, veil_version
 from veil.rendering import RenderJob, plan_beside, plan_renders, render_jobs
-from veil.report import FileReport, FileStatus, PairReport, RunReport, Verification, VerifyRunReport
+from veil.report import FileReport, PairReport, RunReport, VerifyRunReport
+from veil.terminal import print_verdict, summary_line, with_progress
 from veil.verify import Verifier
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # argparse exits 2 on usage errors
 REPORT_NAME = "veil-report.json"
 VERIFY_REPORT_NAME = "veil-verify.json"
 RENDER_REPORT_NAME = "veil-render.json"
-SHOWN_FINDINGS = 5  # per file on the terminal; the report has them all
 
 REVERSIBLE_WARNING = (
     "warning: --method {method} is reversible: face-recognition models trained on "
@@ -278,13 +272,16 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
     def work(progress: Callable[[FileReport], None], on_frame: Callable[[int, int], None]) -> RunReport:
         return run_jobs(planned, options, progress=progress, detector=detector, on_frame=on_frame)
 
-    report = _with_progress(out, errors, planned, has_video, work)
+    report = with_progress(out, errors, planned, has_video, work)
     report.warnings.extend(warnings)
     report_error = _write_report(report, report_path, [Path(p) for p in args.paths])
     if report_error:
         errors.print(f"error: report not written: {report_error}", highlight=False, markup=False)
     out.print(
-        _summary(report, None if report_error else report_path), highlight=False, markup=False, soft_wrap=True
+        summary_line(report, None if report_error else report_path),
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
     )
     return EXIT_OK if report.ok and not report_error else EXIT_FAILED
 
@@ -341,68 +338,19 @@ def run_render(args: argparse.Namespace, options: AnonymizeOptions) -> int:
     def work(progress: Callable[[FileReport], None], on_frame: Callable[[int, int], None]) -> RunReport:
         return render_jobs(planned, options, progress=progress, on_frame=on_frame)
 
-    report = _with_progress(out, errors, planned, has_video, work)
+    report = with_progress(out, errors, planned, has_video, work)
     folder = args.output if args.original.is_dir() else Path.cwd()
     report_path = args.report or folder / RENDER_REPORT_NAME
     report_error = _write_report(report, report_path, [args.original, args.plan])
     if report_error:
         errors.print(f"error: report not written: {report_error}", highlight=False, markup=False)
-    line = _summary(report, None if report_error else report_path).replace("anonymized", "rendered", 1)
+    line = summary_line(report, None if report_error else report_path).replace("anonymized", "rendered", 1)
     out.print(line.replace(" faces masked", " masks drawn"), highlight=False, markup=False, soft_wrap=True)
     for file in report.files:
         if file.decisions is not None and file.decisions.kept:
             kept = "; ".join(f"{k.id}: {k.reason}" for k in file.decisions.kept)
             out.print(f"  {file.output}: kept visible by choice: {kept}", highlight=False, markup=False)
     return EXIT_OK if report.ok and report.files and not report_error else EXIT_FAILED
-
-
-def _with_progress(
-    out: Console,
-    errors: Console,
-    planned: Sequence[Job | RenderJob | FileReport],
-    has_video: bool,
-    work: Callable[[Callable[[FileReport], None], Callable[[int, int], None]], RunReport],
-) -> RunReport:
-    """Run `work` (given a per-file and a per-frame callback) under a progress
-    bar of files, and of frames for a video; failures are printed as they come."""
-    total = sum(1 for entry in planned if not _is_skip(entry))
-    with _progress_bar(out, total, has_video) as bar:
-        task = bar.add_task("files", total=total)
-        frames = bar.add_task("frames", total=None, visible=False)
-
-        def step(file: FileReport) -> None:
-            if file.status is FileStatus.FAILED:
-                errors.print(
-                    f"error: {file.input}: {file.error}", highlight=False, markup=False, soft_wrap=True
-                )
-            elif file.verification is not None and not file.verification.passed:
-                _print_verdict(errors, file.output or file.input, file.verification)
-            bar.update(frames, visible=False, completed=0)
-            if file.status is not FileStatus.SKIPPED:
-                bar.advance(task)
-
-        def frame_step(done: int, expected: int) -> None:
-            bar.update(frames, visible=True, completed=done, total=expected or None)
-
-        return work(step, frame_step)
-
-
-def _is_skip(entry: Job | RenderJob | FileReport) -> bool:
-    return isinstance(entry, FileReport) and entry.status is FileStatus.SKIPPED
-
-
-def _progress_bar(console: Console, total: int, has_video: bool) -> Progress:
-    """Files done, and for a video its frames, speed and time left."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(show_speed=True),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=console.quiet or (total < 2 and not has_video),
-    )
 
 
 def _write_report(report: RunReport | VerifyRunReport, path: Path, inputs: list[Path]) -> str | None:
@@ -446,7 +394,7 @@ def run_verify(args: argparse.Namespace) -> int:
         if pair.error is not None:
             errors.print(f"ERROR {original}: {pair.error}", highlight=False, markup=False, soft_wrap=True)
         elif pair.verification is not None:
-            _print_verdict(out if pair.passed else errors, str(output), pair.verification)
+            print_verdict(out if pair.passed else errors, str(output), pair.verification)
     report_path = args.report or Path.cwd() / VERIFY_REPORT_NAME
     report_error = _write_report(report, report_path, [args.original, args.anonymized])
     if report_error:
@@ -467,38 +415,6 @@ def _verify_pair(verifier: Verifier, original: Path, output: Path, audio: AudioM
         return PairReport(str(original), str(output), error=f"original: {e}")
     except Exception as e:  # fail closed: an unforeseen error is a failure, never a pass
         return PairReport(str(original), str(output), error=f"internal error: {e}".splitlines()[0])
-
-
-def _print_verdict(console: Console, path: str, verification: Verification) -> None:
-    if verification.passed:
-        review = f" ({len(verification.review)} to review)" if verification.review else ""
-        console.print(f"PASS {path}{review}", highlight=False, markup=False, soft_wrap=True)
-        return
-    console.print(f"FAIL {path}", style="bold red", highlight=False, markup=False, soft_wrap=True)
-    for finding in verification.failures[:SHOWN_FINDINGS]:
-        console.print(f"  {finding.describe()}", highlight=False, markup=False, soft_wrap=True)
-    if len(verification.failures) > SHOWN_FINDINGS:
-        more = len(verification.failures) - SHOWN_FINDINGS
-        console.print(f"  ... and {more} more in the report", highlight=False, markup=False)
-
-
-def _summary(report: RunReport, report_path: Path | None) -> str:
-    done = report.count(FileStatus.ANONYMIZED)
-    failed = report.count(FileStatus.FAILED)
-    skipped = report.count(FileStatus.SKIPPED)
-    parts = [f"{done} anonymized", f"{failed} failed"]
-    if skipped:
-        parts.append(f"{skipped} skipped")
-    videos = [f.video for f in report.files if f.video is not None]
-    if videos:
-        parts.append(f"{sum(v.frames for v in videos)} video frames")
-    line = f"veil: {', '.join(parts)}; {report.faces} faces masked"
-    unverified = sum(1 for f in report.files if f.verification_failed)
-    if unverified:
-        line += f"; {unverified} FAILED VERIFICATION (outputs kept: review them before publishing)"
-    if report_path is not None:
-        line += f"; report: {report_path}"
-    return ("FAILED " if failed or unverified else "") + line
 
 
 def entry_point() -> None:

@@ -8,9 +8,8 @@ the rest of a batch goes on.
 from __future__ import annotations
 
 import logging
-import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -26,8 +25,9 @@ from veil.choose import Choice, ChoosingDetector, Reason
 from veil.detect import Detector
 from veil.detections import Detections
 from veil.errors import OutputExistsError, VeilError
+from veil.jobs import Job, default_target, failure_report, is_video, plan_jobs
 from veil.media.files import atomic_output, check_input_file
-from veil.media.image import PHOTO_SUFFIXES, read_image, write_image
+from veil.media.image import read_image, write_image
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSink, VideoSource
 from veil.models import ModelSpec
 from veil.options import AnonymizeOptions
@@ -48,7 +48,6 @@ from veil.verify import Verifier
 
 log = logging.getLogger(__name__)
 
-OUTPUT_INFIX = ".veil"
 
 Progress = Callable[[FileReport], None]
 FrameProgress = Callable[[int, int], None]  # frames done, frames expected (0: unknown)
@@ -75,14 +74,6 @@ class ImageResult:
         if self.choice is None:
             return []
         return _face_reports(self.choice.dropped, [r for r in self.choice.reasons if not r.masked])
-
-
-@dataclass(frozen=True)
-class Job:
-    """One input file and where its output goes."""
-
-    source: Path
-    target: Path
 
 
 def veil_version() -> str:
@@ -216,10 +207,6 @@ def region_reports(plan: Plan, decision: Decision) -> list[FaceReport]:
         )
         for region, box in plan.regions_at(None, decision)
     ]
-
-
-def is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_FORMATS
 
 
 def _anonymize_video(
@@ -416,73 +403,6 @@ def model_info(model: ModelSpec) -> ModelInfo:
     return ModelInfo(model.name, model.sha256, model.package, model.licence)
 
 
-def plan_jobs(paths: list[Path], out_dir: Path | None) -> list[Job | FileReport]:
-    """Jobs for every photo under `paths`, in a stable order; files found in
-    folders that are not photos come back as skipped or failed reports."""
-    planned: list[Job | FileReport] = []
-    targets: set[Path] = set()
-    for path in paths:
-        for source, relative in _walk(path, skip=out_dir):
-            entry = _plan_one(source, relative, path.is_dir(), out_dir)
-            if isinstance(entry, Job):
-                key = entry.target.resolve()
-                if key in targets:
-                    clash = VeilError(f"two inputs would write the same output {entry.target}")
-                    entry = failure_report(source, clash)
-                targets.add(key)
-            planned.append(entry)
-    return planned
-
-
-def _walk(path: Path, skip: Path | None) -> Iterator[tuple[Path, Path]]:
-    """Files under `path` (itself, if a file) with their paths relative to it,
-    sorted, without following links to folders or entering `skip` (an output
-    folder inside an input folder: earlier results are not inputs)."""
-    if not path.is_dir():
-        yield path, Path(path.name)
-        return
-    skipped = skip.resolve() if skip is not None else None
-    found: list[Path] = []
-    for folder, subfolders, files in os.walk(path):
-        if folder != str(path) and Path(folder).resolve() == skipped:
-            subfolders.clear()
-            continue
-        found.extend(Path(folder) / name for name in files)
-    for source in sorted(found):
-        yield source, source.relative_to(path)
-
-
-def _plan_one(source: Path, relative: Path, from_folder: bool, out_dir: Path | None) -> Job | FileReport:
-    suffix = source.suffix.lower()
-    if from_folder:
-        if any(part.startswith(".") for part in relative.parts):
-            return FileReport(input=str(source), status=FileStatus.SKIPPED, error="hidden file")
-        if out_dir is None and is_veil_output(source):
-            return FileReport(input=str(source), status=FileStatus.SKIPPED, error="a veil output")
-        if suffix not in PHOTO_SUFFIXES and suffix not in VIDEO_FORMATS:
-            return FileReport(input=str(source), status=FileStatus.SKIPPED, error="not a photo")
-    target = out_dir / relative if out_dir is not None else default_target(source)
-    return Job(source, target)
-
-
-def default_target(source: Path) -> Path:
-    return source.with_name(f"{source.stem}{OUTPUT_INFIX}{source.suffix}")
-
-
-def is_veil_output(path: Path) -> bool:
-    return path.stem.endswith(OUTPUT_INFIX)
-
-
-def failure_report(source: Path, error: Exception, prefix: str = "") -> FileReport:
-    message = str(error) or type(error).__name__
-    return FileReport(
-        input=str(source),
-        status=FileStatus.FAILED,
-        error=prefix + message.splitlines()[0],
-        error_type=type(error).__name__,
-    )
-
-
 def _face_reports(detections: Detections, reasons: list[Reason] | None = None) -> list[FaceReport]:
     why: list[str | None] = [r.value for r in reasons] if reasons is not None else [None] * len(detections)
     return [
@@ -492,18 +412,4 @@ def _face_reports(detections: Detections, reasons: list[Reason] | None = None) -
         for (x1, y1, x2, y2), score, reason in zip(
             detections.boxes.tolist(), detections.scores.tolist(), why, strict=True
         )
-    ]
-
-
-def plan_pairs(original: Path, anonymized: Path) -> list[tuple[Path, Path]]:
-    """(original, output) pairs for `veil verify`: two files, or every photo
-    and video under a folder with its output at the same relative path in the
-    other folder (a file and a folder: the output of that name inside it)."""
-    if not original.is_dir():
-        target = anonymized / original.name if anonymized.is_dir() else anonymized
-        return [(original, target)]
-    return [
-        (entry.source, entry.target)
-        for entry in plan_jobs([original], anonymized)
-        if isinstance(entry, Job) and not is_veil_output(entry.source)
     ]

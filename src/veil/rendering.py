@@ -9,16 +9,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from veil.errors import OutputExistsError, VeilError
+from veil.jobs import failure_report, is_video, plan_jobs
 from veil.media.files import check_input_file
 from veil.options import AnonymizeOptions
 from veil.pipeline import (
     MAX_VIDEO_BYTES,
     FrameProgress,
     Progress,
-    failure_report,
-    is_video,
     model_info,
-    plan_jobs,
     region_reports,
     save_beside,
     veil_version,

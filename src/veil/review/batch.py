@@ -21,9 +21,9 @@ from enum import StrEnum
 from pathlib import Path
 
 from veil.errors import VeilError
+from veil.jobs import is_video
 from veil.media.files import publish_bytes
 from veil.options import AnonymizeOptions, AudioMode, Device, VideoOptions
-from veil.pipeline import is_video
 from veil.plan.files import check_plan_source, file_sha256, load_plan, plan_path
 from veil.plan.model import Plan
 from veil.rendering import render_file

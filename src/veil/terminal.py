@@ -1,0 +1,106 @@
+"""What veil's commands show on the terminal while they work: a progress bar
+of files (and of frames, for a video), each failure as it comes, PASS or
+FAIL per file with its first findings, and the one-line summary. Only the
+CLI calls these; the library never prints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from veil.jobs import Job
+from veil.rendering import RenderJob
+from veil.report import FileReport, FileStatus, RunReport, Verification
+
+SHOWN_FINDINGS = 5  # per file on the terminal; the report has them all
+
+
+def with_progress(
+    out: Console,
+    errors: Console,
+    planned: Sequence[Job | RenderJob | FileReport],
+    has_video: bool,
+    work: Callable[[Callable[[FileReport], None], Callable[[int, int], None]], RunReport],
+) -> RunReport:
+    """Run `work` (given a per-file and a per-frame callback) under a progress
+    bar of files, and of frames for a video; failures are printed as they come."""
+    total = sum(1 for entry in planned if not _is_skip(entry))
+    with _progress_bar(out, total, has_video) as bar:
+        task = bar.add_task("files", total=total)
+        frames = bar.add_task("frames", total=None, visible=False)
+
+        def step(file: FileReport) -> None:
+            if file.status is FileStatus.FAILED:
+                errors.print(
+                    f"error: {file.input}: {file.error}", highlight=False, markup=False, soft_wrap=True
+                )
+            elif file.verification is not None and not file.verification.passed:
+                print_verdict(errors, file.output or file.input, file.verification)
+            bar.update(frames, visible=False, completed=0)
+            if file.status is not FileStatus.SKIPPED:
+                bar.advance(task)
+
+        def frame_step(done: int, expected: int) -> None:
+            bar.update(frames, visible=True, completed=done, total=expected or None)
+
+        return work(step, frame_step)
+
+
+def _is_skip(entry: Job | RenderJob | FileReport) -> bool:
+    return isinstance(entry, FileReport) and entry.status is FileStatus.SKIPPED
+
+
+def _progress_bar(console: Console, total: int, has_video: bool) -> Progress:
+    """Files done, and for a video its frames, speed and time left."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(show_speed=True),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=console.quiet or (total < 2 and not has_video),
+    )
+
+
+def print_verdict(console: Console, path: str, verification: Verification) -> None:
+    if verification.passed:
+        review = f" ({len(verification.review)} to review)" if verification.review else ""
+        console.print(f"PASS {path}{review}", highlight=False, markup=False, soft_wrap=True)
+        return
+    console.print(f"FAIL {path}", style="bold red", highlight=False, markup=False, soft_wrap=True)
+    for finding in verification.failures[:SHOWN_FINDINGS]:
+        console.print(f"  {finding.describe()}", highlight=False, markup=False, soft_wrap=True)
+    if len(verification.failures) > SHOWN_FINDINGS:
+        more = len(verification.failures) - SHOWN_FINDINGS
+        console.print(f"  ... and {more} more in the report", highlight=False, markup=False)
+
+
+def summary_line(report: RunReport, report_path: Path | None) -> str:
+    done = report.count(FileStatus.ANONYMIZED)
+    failed = report.count(FileStatus.FAILED)
+    skipped = report.count(FileStatus.SKIPPED)
+    parts = [f"{done} anonymized", f"{failed} failed"]
+    if skipped:
+        parts.append(f"{skipped} skipped")
+    videos = [f.video for f in report.files if f.video is not None]
+    if videos:
+        parts.append(f"{sum(v.frames for v in videos)} video frames")
+    line = f"veil: {', '.join(parts)}; {report.faces} faces masked"
+    unverified = sum(1 for f in report.files if f.verification_failed)
+    if unverified:
+        line += f"; {unverified} FAILED VERIFICATION (outputs kept: review them before publishing)"
+    if report_path is not None:
+        line += f"; report: {report_path}"
+    return ("FAILED " if failed or unverified else "") + line
