@@ -79,6 +79,7 @@ class Batch:
         self.device = device
         self._verifier: Verifier | None = None
         self._write_lock = threading.Lock()
+        self._drafts_lock = threading.Lock()
         self.items: dict[str, Item] = {}
         for index, file in enumerate(self.report.files):
             if file.status is FileStatus.SKIPPED:
@@ -117,16 +118,17 @@ class Batch:
 
     def draft(self, item: Item) -> Draft:
         """The item's draft, opened on first use (its plan checked against the original)."""
-        if item.draft is not None:
+        with self._drafts_lock:  # the page asks for a file's data and its picture at once
+            if item.draft is not None:
+                return item.draft
+            if item.output is None or item.plan_file is None:
+                raise ReviewError(f"{item.name}: anonymize wrote no output to review")
+            if item.original is None:
+                raise ReviewError(f"{item.name}: its original {self.file(item).input} is not there")
+            plan = load_plan(item.plan_file)
+            check_plan_source(plan, item.original)
+            item.draft = Draft(plan, draft_path(item.output))
             return item.draft
-        if item.output is None or item.plan_file is None:
-            raise ReviewError(f"{item.name}: anonymize wrote no output to review")
-        if item.original is None:
-            raise ReviewError(f"{item.name}: its original {self.file(item).input} is not there")
-        plan = load_plan(item.plan_file)
-        check_plan_source(plan, item.original)
-        item.draft = Draft(plan, draft_path(item.output))
-        return item.draft
 
     def change(self, item: Item, edit: Callable[[Plan], Plan]) -> Draft:
         draft = self.draft(item)
