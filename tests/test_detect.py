@@ -6,7 +6,15 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from veil.detect import CenterFaceDetector, detection_passes, detection_scales, frame_passes, iter_tiles
+from veil.detect import (
+    CenterFaceDetector,
+    Evidence,
+    detection_passes,
+    detection_scales,
+    focus_windows,
+    frame_passes,
+    iter_tiles,
+)
 from veil.options import DetectionOptions
 
 from conftest import ASTRONAUT_FACE
@@ -88,3 +96,57 @@ def test_video_frames_share_out_the_costly_passes() -> None:
     assert mirrored == [False, True, False, True, False, True]
     every = DetectionOptions(video_fine_every=1, video_mirror_every=1)
     assert frame_passes(passes, 4, every) == passes
+
+
+def _evidence(heat: npt.NDArray[np.float32], width: int, height: int, scale: float = 1.0) -> Evidence:
+    return Evidence(scale, heat.astype(np.float32), width, height)
+
+
+def test_the_finest_pass_looks_around_each_sign_of_a_face() -> None:
+    heat = np.zeros((200, 250), np.float32)  # a 1000x800 image at scale 1
+    assert focus_windows(_evidence(heat, 1000, 800), 0.02) == []
+    heat[100, 60] = 0.05  # pixel (240, 400): cell row 6, column 3 of 64 px cells
+    assert focus_windows(_evidence(heat, 1000, 800), 0.02) == [(128, 320, 192, 192)]
+    assert focus_windows(_evidence(heat, 1000, 800), 0.1) == []
+    # in an image searched at half its size, the window is twice as large
+    assert focus_windows(_evidence(heat, 2000, 1600, 0.5), 0.02) == [(256, 640, 384, 384)]
+    heat[:] = 0.5
+    assert focus_windows(_evidence(heat, 1000, 800), 0.02) == [(0, 0, 1000, 800)]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_focus_windows_hold_each_hot_cell_and_its_neighbours_whole(seed: int) -> None:
+    """Scattered signs of faces: each hot 64 px cell, with the cells around
+    it, lies whole in one window (so a face centred in it is searched whole),
+    and the windows cover much less than the image."""
+    rng = np.random.default_rng(seed)
+    heat = np.zeros((480, 640), np.float32)  # a 2560x1920 image at scale 1
+    hot = rng.integers(0, [30, 40], size=(int(rng.integers(1, 12)), 2))
+    for row, col in hot:
+        heat[row * 16 + 8, col * 16 + 8] = 0.5
+    windows = focus_windows(_evidence(heat, 2560, 1920), 0.02)
+    for row, col in hot:
+        x1, y1 = max(0, (col - 1) * 64), max(0, (row - 1) * 64)
+        x2, y2 = min(2560, (col + 2) * 64), min(1920, (row + 2) * 64)
+        assert any(x <= x1 and y <= y1 and x + w >= x2 and y + h >= y2 for x, y, w, h in windows)
+    area = sum(w * h for _, _, w, h in windows)
+    assert area <= max(len(hot) * 2 * 192 * 192, 0.8 * 2560 * 1920)
+
+
+def test_a_focused_search_finds_what_the_whole_search_finds(astronaut: npt.NDArray[np.uint8]) -> None:
+    """Small faces in one corner of an empty picture: the finest pass that
+    looks only around them finds every face that the whole pass finds."""
+    import cv2
+
+    small = cv2.resize(astronaut, (58, 58), interpolation=cv2.INTER_AREA)
+    picture = np.full((700, 1000, 3), 128, np.uint8)
+    picture[40 : 40 + 58 * 3, 60 : 60 + 58 * 4] = np.tile(small, (3, 4, 1))
+    focused = CenterFaceDetector().detect(picture)
+    whole = CenterFaceDetector(DetectionOptions(focus_threshold=0)).detect(picture)
+    assert len(focused) >= 11
+    assert len(focused) == len(whole)
+    assert np.allclose(np.sort(focused.boxes, axis=0), np.sort(whole.boxes, axis=0), atol=2)
+    evidence = Evidence.empty(picture, 1.0)
+    CenterFaceDetector()._detect_at_scale(picture, 1.0, heat=evidence)
+    searched = sum(w * h for _, _, w, h in focus_windows(evidence, 0.02))
+    assert searched < 0.5 * picture.shape[0] * picture.shape[1]

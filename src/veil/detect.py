@@ -61,6 +61,7 @@ class Pass:
     scale: float
     mirrored: bool = False
     finest: bool = False
+    next: bool = False  # at half the finest pass's scale
 
     @property
     def label(self) -> str:
@@ -73,9 +74,9 @@ def detection_passes(width: int, height: int, options: DetectionOptions) -> list
     scales = detection_scales(width, height, options)
     passes = []
     for index, scale in enumerate(scales):
-        passes.append(Pass(scale, finest=index == 0 and len(scales) > 1))
+        passes.append(Pass(scale, finest=index == 0 and len(scales) > 1, next=index == 1))
         if options.mirror and index > 0:
-            passes.append(Pass(scale, mirrored=True))
+            passes.append(Pass(scale, mirrored=True, next=index == 1))
     return passes
 
 
@@ -132,7 +133,8 @@ class CenterFaceDetector:
     def __init__(self, options: DetectionOptions | None = None) -> None:
         self.options = options or DetectionOptions()
         self._net = Net(fitted_graph(self.model), _OUTPUTS)
-        self._fine_net = Net(_int8_centerface(), _OUTPUTS) if self.options.int8_finest else None
+        wanted = self.options.int8_finest or self.options.int8_next
+        self._int8_net = Net(_int8_centerface(), _OUTPUTS) if wanted else None
 
     def expect_clip(self, frames: int) -> None:
         pass
@@ -151,14 +153,31 @@ class CenterFaceDetector:
         return found
 
     def iter_pass_finds(self, image: RGBImage, passes: list[Pass]) -> Iterator[tuple[Pass, Detections]]:
-        """What each pass finds on its own, in the image's pixels (not yet merged)."""
+        """What each pass finds on its own, in the image's pixels (not yet
+        merged). The finest pass comes last: it searches only the windows
+        where the plain pass at the next scale saw signs of faces
+        (`focus_windows`), or the whole image when no such pass ran."""
         width = image.shape[1]
         mirrored = np.ascontiguousarray(image[:, ::-1]) if any(p.mirrored for p in passes) else None
-        for search in passes:
+        evidence: Evidence | None = None
+        for search in sorted(passes, key=lambda p: p.finest):
+            int8 = self._int8(search)
             if search.mirrored and mirrored is not None:
-                yield search, self._detect_at_scale(mirrored, search.scale).mirrored(width)
+                yield search, self._detect_at_scale(mirrored, search.scale, int8).mirrored(width)
+            elif search.finest:
+                yield search, self._detect_finest(image, search.scale, evidence)
             else:
-                yield search, self._detect_at_scale(image, search.scale, search.finest)
+                wanted = evidence is None and self.options.focus_threshold > 0
+                heat = Evidence.empty(image, search.scale) if wanted else None
+                yield search, self._detect_at_scale(image, search.scale, int8, heat)
+                evidence = heat or evidence
+
+    def _int8(self, search: Pass) -> bool:
+        """Whether `search` runs in int8: the finest pass with `int8_finest`,
+        the passes at half its scale with `int8_next`."""
+        if search.finest:
+            return self.options.int8_finest
+        return self.options.int8_next and search.next
 
     def _search(self, image: RGBImage, passes: list[Pass]) -> Detections:
         """Every pass's finds, merged; each face keeps the pass of its best box."""
@@ -166,14 +185,120 @@ class CenterFaceDetector:
         found = [finds.labelled(search.label) for search, finds in self.iter_pass_finds(image, passes)]
         return Detections.concatenate(found).clipped(width, height).merged()
 
-    def _detect_at_scale(self, image: RGBImage, scale: float, finest: bool = False) -> Detections:
-        net = self._fine_net if finest and self._fine_net is not None else self._net
+    def _detect_finest(self, image: RGBImage, scale: float, evidence: Evidence | None) -> Detections:
+        windows = (
+            focus_windows(evidence, self.options.focus_threshold)
+            if evidence is not None
+            else [(0, 0, image.shape[1], image.shape[0])]
+        )
+        return self.detect_in_windows(image, scale, windows)
+
+    def detect_in_windows(
+        self, image: RGBImage, scale: float, windows: list[tuple[int, int, int, int]]
+    ) -> Detections:
+        """The finest pass's finds in (x, y, w, h) windows of the image."""
+        found = [
+            self._detect_at_scale(image[y : y + h, x : x + w], scale, self.options.int8_finest).shifted(x, y)
+            for x, y, w, h in windows
+        ]
+        return Detections.concatenate(found)
+
+    def _detect_at_scale(
+        self, image: RGBImage, scale: float, int8: bool = False, heat: Evidence | None = None
+    ) -> Detections:
+        """One pass's finds; with `heat`, its face-centre map is kept there too."""
+        net = self._int8_net if int8 and self._int8_net is not None else self._net
         found = []
         for x, y, tile in scaled_tiles(image, scale, self.options):
             heatmap, log_size, offset, _landmarks = net(padded_blob(tile))
             tile_found = decode_centerface(heatmap[0, 0], log_size[0], offset[0], self.options.threshold)
             found.append(tile_found.shifted(x, y))
+            if heat is not None:
+                heat.add(x, y, heatmap[0, 0], tile.shape[:2])
         return Detections.concatenate(found).scaled(1.0 / scale)
+
+
+@dataclass
+class Evidence:
+    """A pass's face-centre heatmap over the whole image, one cell per
+    `_STRIDE` pixels of the image at `scale`: where the finest pass looks."""
+
+    scale: float
+    heat: npt.NDArray[np.float32]
+    width: int  # the image's own size
+    height: int
+
+    @classmethod
+    def empty(cls, image: RGBImage, scale: float) -> Evidence:
+        height, width = image.shape[:2]
+        rows, cols = (math.ceil(max(1, round(side * scale)) / _STRIDE) for side in (height, width))
+        return cls(scale, np.zeros((rows, cols), np.float32), width, height)
+
+    def add(self, x: int, y: int, heatmap: npt.NDArray[np.float32], size: tuple[int, int]) -> None:
+        """A tile's heatmap, its corner at (x, y) of the scaled image."""
+        top, left = y // _STRIDE, x // _STRIDE
+        rows = min(math.ceil(size[0] / _STRIDE), self.heat.shape[0] - top)
+        cols = min(math.ceil(size[1] / _STRIDE), self.heat.shape[1] - left)
+        region = self.heat[top : top + rows, left : left + cols]
+        np.maximum(region, heatmap[:rows, :cols], out=region)
+
+
+_FOCUS_CELL = 16  # heatmap cells a side (64 px at the evidence's scale)
+_FOCUS_FILL = 0.6  # a window less full of cells to search than this is cut in two
+_FOCUS_WHOLE = 0.8  # windows covering this share of the image: search it whole
+
+
+def focus_windows(evidence: Evidence, threshold: float) -> list[tuple[int, int, int, int]]:
+    """(x, y, w, h) windows of the image, in its own pixels, for the finest
+    pass. The image is cut into cells of `_FOCUS_CELL` heatmap cells; a cell
+    whose heatmap reaches `threshold` is searched, and so is each cell next
+    to it, so that a face whose centre lies in a cell lies whole in the
+    window (`_cell_windows`).
+
+    On widerface-dev at full size every face that the finest pass alone finds
+    had its centre in such a cell at threshold 0.02 (benchmarks/passes.py)."""
+    rows = math.ceil(evidence.heat.shape[0] / _FOCUS_CELL)
+    cols = math.ceil(evidence.heat.shape[1] / _FOCUS_CELL)
+    padded = np.zeros((rows * _FOCUS_CELL, cols * _FOCUS_CELL), np.float32)
+    padded[: evidence.heat.shape[0], : evidence.heat.shape[1]] = evidence.heat
+    cells = padded.reshape(rows, _FOCUS_CELL, cols, _FOCUS_CELL).max(axis=(1, 3)) >= threshold
+    cells = cv2.dilate(cells.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    side = _FOCUS_CELL * _STRIDE / evidence.scale  # a cell's side in the image's pixels
+    windows = []
+    for top, bottom, left, right in _cell_windows(cells, 0, rows, 0, cols):
+        x1, y1 = max(0, math.floor(left * side)), max(0, math.floor(top * side))
+        x2, y2 = min(evidence.width, math.ceil(right * side)), min(evidence.height, math.ceil(bottom * side))
+        windows.append((x1, y1, x2 - x1, y2 - y1))
+    if sum(w * h for _, _, w, h in windows) >= _FOCUS_WHOLE * evidence.width * evidence.height:
+        return [(0, 0, evidence.width, evidence.height)]
+    return windows
+
+
+def _cell_windows(
+    cells: npt.NDArray[np.bool_], top: int, bottom: int, left: int, right: int
+) -> Iterator[tuple[int, int, int, int]]:
+    """(top, bottom, left, right) cell ranges that hold every True cell of
+    the given range: its bounding box, cut in two across its longer side
+    while less than `_FOCUS_FILL` of it is True. The halves overlap by two
+    cells, so a face up to two cells tall that crosses the cut lies whole in
+    one of them."""
+    region = cells[top:bottom, left:right]
+    rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+    if not len(rows):
+        return
+    top, bottom = top + int(rows[0]), top + int(rows[-1]) + 1
+    left, right = left + int(cols[0]), left + int(cols[-1]) + 1
+    height, width = bottom - top, right - left
+    if max(height, width) < 8 or cells[top:bottom, left:right].mean() >= _FOCUS_FILL:
+        yield top, bottom, left, right
+    elif height >= width:
+        middle = top + height // 2
+        yield from _cell_windows(cells, top, middle + 1, left, right)
+        yield from _cell_windows(cells, middle - 1, bottom, left, right)
+    else:
+        middle = left + width // 2
+        yield from _cell_windows(cells, top, bottom, left, middle + 1)
+        yield from _cell_windows(cells, top, bottom, middle - 1, right)
 
 
 def scaled_tiles(

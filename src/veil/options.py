@@ -46,11 +46,22 @@ class DetectionOptions:
     passes run on every frame, and tracking masks a face between the frames
     that saw it. On a GPU every frame gets every pass.
 
-    With `int8_finest` (off by default), the CPU runs the finest pass with
-    8-bit integer convolutions (`veil.quantize`). On widerface-dev at full
-    size that made detection 1.24x faster and found more faces under 16 px,
-    but lost a few from 16 to 128 px (recall 0.980 against 0.983 at 16-32
-    px), so protection keeps it off.
+    The finest pass, three quarters of the work, searches only where the
+    plain pass at the next scale has a face-centre score of `focus_threshold`
+    or more, within 64 of that pass's pixels (`veil.detect.focus_windows`;
+    0: the whole image). On widerface-dev at full size (benchmarks/passes.py)
+    that lost no face at 0.02, 0.03 or 0.05; at 0.03 the finest pass took
+    31% less time on the crowds and 53% less on the people-free photos.
+
+    With `int8_next` (off by default), the CPU runs the passes at half the
+    finest scale, plain and mirrored, with 8-bit integer convolutions
+    (`veil.quantize`): 1.8x faster, and on widerface-dev at full size they
+    found more of the faces float missed than they lost, in every size bin
+    (benchmarks/passes.py), but proposed 11% more candidates, and among
+    people those are masked without proof: one lands on the astronaut's
+    flag. With `int8_finest` (off by default) the finest pass runs so; it
+    was 1.9x faster but lost 35 faces under 16 px that float found (while
+    finding 29 others) and one of 16-32 px.
     """
 
     threshold: float = 0.1
@@ -63,6 +74,8 @@ class DetectionOptions:
     video_fine_every: int = 3
     video_mirror_every: int = 2
     int8_finest: bool = False
+    int8_next: bool = False
+    focus_threshold: float = 0.03
 
     def __post_init__(self) -> None:
         if self.video_fine_every < 1 or self.video_mirror_every < 1:
@@ -71,6 +84,8 @@ class DetectionOptions:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         if self.max_upscale < 1.0:
             raise ValueError(f"max_upscale must be at least 1, got {self.max_upscale}")
+        if not 0.0 <= self.focus_threshold < 1.0:
+            raise ValueError(f"focus_threshold must be in [0, 1), got {self.focus_threshold}")
         if self.tile_overlap * 2 >= self.tile_side:
             raise ValueError("tile_overlap must be less than half of tile_side")
 
@@ -187,6 +202,9 @@ class VideoOptions:
     audio: AudioMode = AudioMode.KEEP
     tracking: TrackingOptions = field(default_factory=TrackingOptions)
     crf: int = 20  # x264 constant rate factor: visually close to typical camera output
+    # At crf 20 alone outputs came out up to 2.6x their input's size; capped
+    # at 1.2x the input's video bit rate they stay near it (benchmarks/video.py).
+    bitrate_cap: float = 1.2
 
 
 @dataclass(frozen=True)
