@@ -142,18 +142,21 @@ def _flattened(
     """A copy of `image` whose changed pixels near `box` (the box grown by its
     size on each side, more than the aligned chip) hold their mean colour,
     and how much that changed them (the FLAT_PERCENTILE-th percentile, so
-    that JPEG ringing at a mask's edge does not count)."""
+    that JPEG ringing at a mask's edge does not count). When they are flat
+    already (up to FLAT_TOLERANCE), `image` itself, not a copy."""
     height, width = changed.shape
     x1, y1, x2, y2 = box
     left, top = max(0, round(2 * x1 - x2)), max(0, round(2 * y1 - y2))
     right, bottom = min(width, round(2 * x2 - x1)), min(height, round(2 * y2 - y1))
-    out = image.copy()
-    region, mask = out[top:bottom, left:right], changed[top:bottom, left:right]
+    mask = changed[top:bottom, left:right]
     if not mask.any():
-        return out, 0
-    pixels = region[mask]
+        return image, 0
+    pixels = image[top:bottom, left:right][mask]
     mean = pixels.mean(axis=0).round().astype(np.uint8)
     per_pixel = np.abs(pixels.astype(np.int16) - mean).max(axis=1)
     deviation = int(np.percentile(per_pixel, FLAT_PERCENTILE))
-    region[mask] = mean
+    if deviation <= FLAT_TOLERANCE:
+        return image, deviation  # already flat: no copy of the whole picture for a solid mask
+    out = image.copy()
+    out[top:bottom, left:right][mask] = mean
     return out, deviation
