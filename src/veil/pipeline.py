@@ -225,7 +225,13 @@ def _anonymize_video(
     with VideoSource(source) as video, atomic_output(target) as temporary:
         probe = video.probe
         sink = VideoSink(
-            temporary, container_format, probe, video.audio_stream, options.video.audio, options.video.crf
+            temporary,
+            container_format,
+            probe,
+            video.audio_stream,
+            options.video.audio,
+            options.video.crf,
+            options.video.bitrate_cap,
         )
         detector.expect_clip(probe.frames)
         try:

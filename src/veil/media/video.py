@@ -59,6 +59,7 @@ class VideoProbe:
     video_codec: str
     audio_codec: str | None
     metadata: list[str]
+    bit_rate: int = 0  # of the video stream, bits per second (0: not known)
 
 
 class VideoSource:
@@ -110,7 +111,16 @@ class VideoSource:
             video_codec=codec.name,
             audio_codec=self.audio_stream.codec_context.name if self.audio_stream else None,
             metadata=self._metadata_names(),
+            bit_rate=self._video_bit_rate(),
         )
+
+    def _video_bit_rate(self) -> int:
+        """The video stream's bits per second: declared, or the file's less its sound's."""
+        if self._video.bit_rate:
+            return int(self._video.bit_rate)
+        total = self._container.bit_rate or 0
+        sound = (self.audio_stream.bit_rate or 0) if self.audio_stream else 0
+        return max(0, int(total) - int(sound))
 
     def _metadata_names(self) -> list[str]:
         names = {f"container:{key}" for key in self._container.metadata if key.lower() not in _NEUTRAL_TAGS}
@@ -233,7 +243,10 @@ class VideoSink:
         audio_in: av.AudioStream | None,
         audio: AudioMode,
         crf: int,
+        bitrate_cap: float = 0.0,
     ) -> None:
+        """`bitrate_cap`: the H.264 stream's bit rate is held under this
+        multiple of the input's (0: no cap), so a clip keeps about its size."""
         self._container = av.open(str(path), mode="w", format=container_format)
         self._time_base = probe.time_base
         vp9 = container_format in _VP9_CONTAINERS
@@ -253,6 +266,11 @@ class VideoSink:
             }
         else:
             stream.options = {"crf": str(crf), "preset": "fast"}
+            if bitrate_cap and probe.bit_rate:
+                # Constant quality until the rate would pass the cap: x264's
+                # VBV buffer then holds it, over about two seconds.
+                cap = round(probe.bit_rate * bitrate_cap)
+                stream.options |= {"maxrate": str(cap), "bufsize": str(2 * cap)}
         self._video = stream
         self.audio_mode = audio if audio_in is not None else None
         self._audio_in = audio_in

@@ -113,7 +113,13 @@ def render_video(
         check_size(plan, probe.width, probe.height)
         with atomic_output(target) as temporary:
             sink = VideoSink(
-                temporary, container_format, probe, video.audio_stream, options.audio, options.crf
+                temporary,
+                container_format,
+                probe,
+                video.audio_stream,
+                options.audio,
+                options.crf,
+                options.bitrate_cap,
             )
             encoder = Worker()
 
