@@ -1,10 +1,15 @@
 """Speed of veil's defaults against deface 1.5.0 and the plain transcode floor.
 
-    python benchmarks/speed.py [--data ../shared/data] [--no-deface] [--no-photos]
+    python benchmarks/speed.py [--data ../shared/data] [--no-deface] [--no-photos] [--no-video]
+                               [--before LABEL=SRC ...] [--deface-scale 2] [--sizes stored,full]
                                [--clip NAME] [--device auto|cpu|cuda] [--repeat N] [--json FILE]
 
 Same machine, same run, each tool as a user runs it (one CLI process for a
-folder, verification on because it is veil's default):
+folder, verification on because it is veil's default), and the veil of
+other checkouts beside it (`--before before=/tmp/old/src`). deface runs at
+its defaults and searching each photo or frame at `--deface-scale` times
+its size, as hard as it can look for small faces
+(benchmarks/deface_scaled.py for photos, whose sizes differ):
 - photos: widerface-dev as stored (416x416) and at full size (each image
   resized back to its original WIDER size, about 1024x700, as the crowd
   photos a user has would be); images/s over the wall time of the process,
@@ -52,34 +57,44 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="the longer clip plays the clip this often")
     parser.add_argument("--json", type=Path)
     parser.add_argument(
-        "--veil-src", type=Path, help="run the veil in this src folder (another checkout: before/after)"
+        "--before", action="append", default=[], help="LABEL=SRC: also run the veil in this src folder"
     )
+    parser.add_argument("--deface-scale", type=float, default=2.0, help="deface's second run (0: none)")
+    parser.add_argument("--sizes", default="stored,full", help="photo sets: stored, full")
     parser.add_argument("--no-floor", action="store_true", help="skip the transcode floor")
     args = parser.parse_args()
-    if args.veil_src:
-        os.environ["PYTHONPATH"] = str(args.veil_src.resolve())
     deface = None if args.no_deface else shutil.which("deface") or beside_python("deface")
-    veil = [sys.executable, "-m", "veil", "anonymize", "-q"]
-    if not args.veil_src:
-        veil += ["--device", args.device]
+    veils = {"veil": [sys.executable, "-m", "veil", "anonymize", "-q", "--device", args.device]}
+    sources: dict[str, Path | None] = {"veil": None}
+    for before in args.before:
+        label, src = before.split("=", 1)
+        veils[label] = [sys.executable, "-m", "veil", "anonymize", "-q"]
+        sources[label] = Path(src).resolve()
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="veil-speed-") as tmp:
         root = Path(tmp)
         wider = args.data / "widerface-dev"
         if not args.no_photos and (wider / "manifest.json").is_file():
             manifest = json.loads((wider / "manifest.json").read_text())["files"]
-            for size in ("stored", "full"):
-                staged, boxes = _stage_photos(wider, manifest, root / f"photos-{size}", size == "full")
+            for size in args.sizes.split(","):
+                photos = root / f"photos-{size}"
+                staged, boxes = _stage_photos(wider, manifest, photos, size == "full")
                 entry: dict[str, object] = {"images": len(staged)}
-                run = _timed([*veil, str(root / f"photos-{size}"), "-o", str(root / f"veil-{size}")])
-                outputs = {name: root / f"veil-{size}" / name for name in staged}
-                entry["veil"] = run | _recall(staged, outputs, boxes)
+                for label, veil in veils.items():
+                    out = root / f"{label}-{size}"
+                    run = _timed([*veil, str(photos), "-o", str(out)], sources[label])
+                    entry[label] = run | _recall(staged, {name: out / name for name in staged}, boxes)
                 if deface:
-                    copies = root / f"deface-{size}"
-                    shutil.copytree(root / f"photos-{size}", copies)
-                    run = _timed([deface, *DEFACE_AS_SHIPPED, str(copies)])
-                    outputs = {n: copies / f"{Path(n).stem}_anonymized{Path(n).suffix}" for n in staged}
-                    entry["deface"] = run | _recall(staged, outputs, boxes)
+                    scaled = [sys.executable, str(Path(__file__).with_name("deface_scaled.py"))]
+                    runs = {"deface": [deface, *DEFACE_AS_SHIPPED]}
+                    if args.deface_scale:
+                        runs[f"deface x{args.deface_scale:g}"] = [*scaled, str(args.deface_scale)]
+                    for label, command in runs.items():
+                        copies = root / f"{label.replace(' ', '-')}-{size}"
+                        shutil.copytree(photos, copies)
+                        run = _timed([*command, str(copies)])
+                        outputs = {n: copies / f"{Path(n).stem}_anonymized{Path(n).suffix}" for n in staged}
+                        entry[label] = run | _recall(staged, outputs, boxes)
                 _rates(entry, len(staged))
                 results[f"photos/{size}"] = entry
                 print(f"photos/{size}: {json.dumps(entry)}", flush=True)
@@ -91,15 +106,23 @@ def main() -> int:
             entry = {"frames": frames, "size": _size(clip)}
             if not args.no_floor:
                 entry["floor"] = {"seconds": transcode_floor(clip, root / "floor" / clip.name)}
-            entry["veil"] = _timed([*veil, str(clip), "-o", str(root / "veil-video")])
+            for label, veil in veils.items():
+                entry[label] = _timed([*veil, str(clip), "-o", str(root / f"{label}-video")], sources[label])
             if deface:
-                out = root / "deface-video" / clip.name
-                out.parent.mkdir(parents=True, exist_ok=True)
-                entry["deface"] = _timed([deface, *DEFACE_AS_SHIPPED, str(clip), "-o", str(out)])
+                width, height = entry["size"]
+                scales = [1.0] + ([args.deface_scale] if args.deface_scale else [])
+                for scale in scales:
+                    label = "deface" if scale == 1.0 else f"deface x{scale:g}"
+                    out = root / f"{label.replace(' ', '-')}-video" / clip.name
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    resize = (
+                        [] if scale == 1.0 else ["--scale", f"{round(width * scale)}x{round(height * scale)}"]
+                    )
+                    entry[label] = _timed([deface, *DEFACE_AS_SHIPPED, *resize, str(clip), "-o", str(out)])
             if args.repeat > 1:
                 longer = root / "long" / clip.name
                 _repeated(clip, longer, args.repeat)
-                run = _timed([*veil, str(longer), "-o", str(root / "veil-long")])
+                run = _timed([*veils["veil"], str(longer), "-o", str(root / "veil-long")])
                 entry["veil_repeated"] = run | {"frames": frames * args.repeat}
                 extra_s = run["seconds"] - entry["veil"]["seconds"]  # type: ignore[operator]
                 if extra_s > 0:  # the start-up (imports, models, GPU) paid once, left out
@@ -112,10 +135,11 @@ def main() -> int:
     return 0
 
 
-def _timed(command: list[str]) -> dict[str, object]:
-    """Wall time, exit status and peak RSS of one process."""
+def _timed(command: list[str], src: Path | None = None) -> dict[str, object]:
+    """Wall time, exit status and peak RSS of one process (running the veil in `src`)."""
+    env = {**os.environ, "PYTHONPATH": str(src)} if src else None
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     assert process.stderr is not None
     stderr = process.stderr.read()
     _, status, usage = os.wait4(process.pid, 0)
@@ -132,11 +156,12 @@ def _timed(command: list[str]) -> dict[str, object]:
 
 
 def _rates(entry: dict, count: int, unit: str = "images_per_s") -> None:
-    for tool in ("veil", "deface", "floor"):
-        if tool in entry and entry[tool].get("seconds"):
+    tools = [key for key, value in entry.items() if isinstance(value, dict) and "seconds" in value]
+    for tool in tools:
+        if entry[tool].get("seconds"):
             entry[tool][unit] = round(count / entry[tool]["seconds"], 3)
     veil = entry["veil"].get(unit)
-    for other in ("deface", "floor"):
+    for other in (tool for tool in tools if tool != "veil"):
         if other in entry and entry[other].get(unit) and veil:
             entry[f"veil_over_{other}"] = round(veil / entry[other][unit], 3)
             if entry.get("veil_steady_fps"):

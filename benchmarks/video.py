@@ -1,10 +1,15 @@
 """Measure video coverage, timing fidelity and speed on ../shared/data/video.
 
-    python benchmarks/video.py [--data ../shared/data] [--no-deface] [--json FILE]
+    python benchmarks/video.py [--data ../shared/data] [--no-deface] [--before LABEL=SRC ...]
+                               [--clip NAME] [--json FILE]
 
-For each clip: veil's CLI with its defaults, deface 1.5.0's CLI with its
-defaults when installed, and a plain decode + re-encode with veil's encoder
-settings (the floor no anonymizer can beat here), all in the same run.
+For each clip, in the same run: veil's CLI with its defaults; the veil of
+other checkouts (`--before before=/tmp/old/src`, for before/after); deface
+1.5.0's CLI when installed, at its defaults and searching frames at twice
+their size (`--scale`, as hard as it can look for small faces); and a plain
+decode + re-encode with veil's encoder settings (the floor no anonymizer
+can beat here). Each tool's fps, peak memory, output size against the
+input's, and leaked frames.
 
 Leaked frames are counted against pseudo ground truth from an independent
 detector (RetinaFace-MobileNet0.25, the model veil's verification uses,
@@ -19,12 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -32,6 +37,8 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSink, VideoSource
+from veil.options import VideoOptions
 from veil.retinaface import RetinaFaceDetector
 from veil.second_look import SecondLook
 
@@ -53,6 +60,10 @@ def main() -> int:
     parser.add_argument("--no-deface", action="store_true")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--clip", action="append", help="only clips whose name contains this")
+    parser.add_argument(
+        "--before", action="append", default=[], help="LABEL=SRC: also run the veil in this src folder"
+    )
+    parser.add_argument("--deface-scale", type=float, default=2.0, help="deface's second run (0: none)")
     args = parser.parse_args()
     clips = evaluation_clips(args.data, args.clip)
     if not clips:
@@ -66,17 +77,27 @@ def main() -> int:
         for clip in clips:
             truth = _reference_boxes(clip, reference) if reference else None
             entry: dict[str, object] = {"input": _describe(clip)}
-            out = root / "veil" / clip.name
-            entry["veil"] = _timed(
-                [sys.executable, "-m", "veil", "anonymize", str(clip), "-o", str(out.parent), "-q"]
-            )
-            entry["veil"] |= _describe(out) | _leaks(clip, out, truth)  # type: ignore[operator]
+            for label, src in [("veil", None), *(b.split("=", 1) for b in args.before)]:
+                out = root / label / clip.name
+                command = [sys.executable, "-m", "veil", "anonymize", str(clip), "-o", str(out.parent), "-q"]
+                entry[label] = _timed(command, {"PYTHONPATH": str(Path(src).resolve())} if src else None)
+                entry[label] |= _describe(out) | _leaks(clip, out, truth)  # type: ignore[operator]
             if deface:
-                out = root / "deface" / clip.name
-                out.parent.mkdir(parents=True, exist_ok=True)
-                entry["deface"] = _timed([deface, *DEFACE_AS_SHIPPED, str(clip), "-o", str(out)])
-                entry["deface"] |= _describe(out) | _leaks(clip, out, truth)  # type: ignore[operator]
-            entry["transcode_floor_s"] = transcode_floor(clip, root / "floor" / clip.name)
+                width, height = entry["input"]["size"]  # type: ignore[index]
+                scales = [1.0] + ([args.deface_scale] if args.deface_scale else [])
+                for scale in scales:
+                    label = "deface" if scale == 1.0 else f"deface x{scale:g}"
+                    out = root / label.replace(" ", "-") / clip.name
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    resize = (
+                        [] if scale == 1.0 else ["--scale", f"{round(width * scale)}x{round(height * scale)}"]
+                    )
+                    entry[label] = _timed([deface, *DEFACE_AS_SHIPPED, *resize, str(clip), "-o", str(out)])
+                    entry[label] |= _describe(out) | _leaks(clip, out, truth)  # type: ignore[operator]
+            floor = root / "floor" / clip.name
+            entry["transcode_floor_s"] = transcode_floor(clip, floor)
+            entry["floor_psnr_db"] = psnr(clip, floor)
+            entry["floor_bytes_over_input"] = round(floor.stat().st_size / clip.stat().st_size, 3)
             results[clip.name] = entry
             _print(clip.name, entry)
     if args.json:
@@ -96,10 +117,18 @@ def beside_python(name: str) -> str | None:
     return str(candidate) if candidate.exists() else None
 
 
-def _timed(command: list[str]) -> dict[str, object]:
+def _timed(command: list[str], env: dict[str, str] | None = None) -> dict[str, object]:
+    """Wall time, exit status and peak memory (RSS) of one process."""
     started = time.perf_counter()
-    result = subprocess.run(command, check=False, capture_output=True, text=True)
-    return {"seconds": round(time.perf_counter() - started, 2), "exit": result.returncode}
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    return {
+        "seconds": round(time.perf_counter() - started, 2),
+        "exit": os.waitstatus_to_exitcode(status),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+    }
 
 
 def _describe(path: Path) -> dict[str, object]:
@@ -175,50 +204,62 @@ def _leaks(clip: Path, output: Path, truth: list[np.ndarray] | None) -> dict[str
 
 
 def transcode_floor(clip: Path, out: Path) -> float:
-    """Decode and re-encode with veil's settings (libx264 crf 20 preset fast), copy audio."""
+    """Decode and re-encode as veil does (`veil.media.video` at VideoOptions'
+    defaults), sound copied, nothing detected or drawn: seconds taken."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    options = VideoOptions()
     started = time.perf_counter()
-    with av.open(str(clip)) as source, av.open(str(out), "w") as sink:
-        video_in = source.streams.video[0]
-        video_in.thread_type = "AUTO"
-        video = sink.add_stream("libx264", rate=video_in.average_rate or 30)
-        video.width, video.height = video_in.codec_context.width, video_in.codec_context.height
-        video.pix_fmt = "yuv420p"
-        video.time_base = video.codec_context.time_base = video_in.time_base or Fraction(1, 90000)
-        video.options = {"crf": "20", "preset": "fast"}
-        audio_in = source.streams.audio[0] if source.streams.audio else None
-        audio = sink.add_stream_from_template(audio_in) if audio_in else None
-        streams = [video_in] + ([audio_in] if audio_in else [])
-        for packet in source.demux(streams):
-            if packet.stream is audio_in:
-                if packet.dts is not None:
-                    packet.stream = audio
-                    sink.mux(packet)
-                continue
-            for frame in packet.decode():
-                rgb = frame.to_ndarray(format="rgb24")
-                new = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                new.pts, new.time_base = frame.pts, frame.time_base
-                sink.mux(video.encode(new))
-        sink.mux(video.encode(None))
+    with VideoSource(clip) as video:
+        sink = VideoSink(
+            out,
+            VIDEO_FORMATS[out.suffix.lower()],
+            video.probe,
+            video.audio_stream,
+            options.audio,
+            options.crf,
+            options.bitrate_cap,
+        )
+        for item in video.iter_media():
+            if isinstance(item, VideoFrameIn):
+                sink.write_frame(item.pixels, item.pts)
+            else:
+                sink.write_audio(item)
+        sink.close()
     return round(time.perf_counter() - started, 2)
+
+
+def psnr(clip: Path, out: Path) -> float:
+    """Mean PSNR (dB, RGB) of `out`'s frames against the clip's."""
+    values = []
+    with av.open(str(clip)) as a, av.open(str(out)) as b:
+        for original, copy in zip(a.decode(video=0), b.decode(video=0), strict=False):
+            error = np.mean(
+                (original.to_ndarray(format="rgb24").astype(np.float32) - copy.to_ndarray(format="rgb24"))
+                ** 2
+            )
+            values.append(100.0 if error == 0 else 10 * np.log10(255.0**2 / error))
+    return round(float(np.mean(values)), 2) if values else 0.0
 
 
 def _print(name: str, entry: dict) -> None:
     frames = entry["input"]["frames"]
     line = [f"{name}: {frames} frames, {entry['input']['size']}, audio {entry['input']['audio_s']} s"]
-    for tool in ("veil", "deface"):
-        if tool in entry:
-            r = entry[tool]
+    for tool, r in entry.items():
+        if isinstance(r, dict) and "exit" in r:
             fps = round(frames / r["seconds"], 2) if r.get("seconds") else None
+            ratio = round(r["bytes"] / entry["input"]["bytes"], 2) if r.get("bytes") else None
             line.append(
                 f"  {tool}: fps={fps} leaked={r.get('leaked_frames')}/{r.get('frames_with_reference_faces')} "
                 f"(confirmed faces: {r.get('leaked_frames_confirmed_faces')}) "
                 f"frames={r.get('frames')} size={r.get('size')} audio={r.get('audio_s')} s "
-                f"duration={r.get('duration_s')} exit={r['exit']}"
+                f"duration={r.get('duration_s')} bytes={ratio}x input "
+                f"peak={r['peak_rss_mb']} MB exit={r['exit']}"
             )
     floor = entry["transcode_floor_s"]
-    line.append(f"  transcode floor: {floor} s ({round(frames / floor, 2)} fps)")
+    line.append(
+        f"  transcode floor: {floor} s ({round(frames / floor, 2)} fps), {entry['floor_psnr_db']} dB, "
+        f"{entry['floor_bytes_over_input']}x the input's bytes"
+    )
     print("\n".join(line), flush=True)
 
 
