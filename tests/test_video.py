@@ -251,3 +251,33 @@ def test_faces_only_the_finest_pass_sees_are_masked_in_every_frame(
                 left, top = 20 + col * side, 20 + row * side
                 face = (left + x1, top + y1, left + x2, top + y2)
                 assert masked_share(frame, face) > 0.9, f"frame {index}, face {row},{col} left visible"
+
+
+def test_outputs_keep_about_the_input_s_bit_rate(tmp_path: Path) -> None:
+    """A grainy clip stored at a low rate: re-encoded at crf 20 alone it
+    grows many times over; under the cap it stays near its size."""
+    from veil.media.video import VideoFrameIn, VideoSink, VideoSource
+    from veil.options import AudioMode
+
+    source = tmp_path / "grain.mp4"
+    rng = np.random.default_rng(0)
+    with av.open(str(source), "w") as sink:
+        stream = sink.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 160, 128, "yuv420p"
+        stream.options = {"crf": "38"}
+        for _ in range(90):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (128, 160, 3), np.uint8), format="rgb24")
+            sink.mux(stream.encode(frame))
+        sink.mux(stream.encode(None))
+    sizes = {}
+    for cap in (0.0, 1.2):
+        out = tmp_path / f"out-{cap}.mp4"
+        with VideoSource(source) as video:
+            assert video.probe.bit_rate > 0
+            sink = VideoSink(out, "mp4", video.probe, None, AudioMode.DROP, 20, cap)
+            for item in video.iter_media():
+                assert isinstance(item, VideoFrameIn)
+                sink.write_frame(item.pixels, item.pts)
+            sink.close()
+        sizes[cap] = out.stat().st_size
+    assert sizes[1.2] <= 1.4 * source.stat().st_size < sizes[0.0]

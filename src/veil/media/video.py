@@ -268,9 +268,9 @@ class VideoSink:
             stream.options = {"crf": str(crf), "preset": "fast"}
             if bitrate_cap and probe.bit_rate:
                 # Constant quality until the rate would pass the cap: x264's
-                # VBV buffer then holds it, over about two seconds.
+                # VBV buffer then holds it, over about a second.
                 cap = round(probe.bit_rate * bitrate_cap)
-                stream.options |= {"maxrate": str(cap), "bufsize": str(2 * cap)}
+                stream.options |= {"maxrate": str(cap), "bufsize": str(cap)}
         self._video = stream
         self.audio_mode = audio if audio_in is not None else None
         self._audio_in = audio_in
