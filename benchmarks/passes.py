@@ -132,7 +132,7 @@ def measure(photos: list, detectors: dict[str, CenterFaceDetector], focus: list[
                 area[label] += sum(w * h for _, _, w, h in windows) / (width * height)
                 area[f"{label} photos"] += 1
                 started = time.perf_counter()
-                part = detector.detect_in_windows(image, finest.scale, windows)
+                part = detector._detect_finest(image, finest.scale, evidence, threshold)
                 seconds[f"float finest, {label}"] += time.perf_counter() - started
                 cover(label, "finest", part)
                 variants.append(label)

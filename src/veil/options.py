@@ -52,6 +52,8 @@ class DetectionOptions:
     0: the whole image). On widerface-dev at full size (benchmarks/passes.py)
     that lost no face at 0.02, 0.03 or 0.05; at 0.03 the finest pass took
     31% less time on the crowds and 53% less on the people-free photos.
+    Its finds near a window's cut edge, or taller than two cells, are
+    dropped: false faces appear there (`CenterFaceDetector.detect_in_windows`).
 
     With `int8_next` (off by default), the CPU runs the passes at half the
     finest scale, plain and mirrored, with 8-bit integer convolutions
