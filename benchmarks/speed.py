@@ -38,7 +38,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from coverage import Tally, changed_pixels, face_covered, height_bin
-from video import DEFACE_AS_SHIPPED, beside_python, evaluation_clips, transcode_floor
+from video import DEFACE_AS_SHIPPED, beside_python, deface_clip_runs, evaluation_clips, transcode_floor
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -109,16 +109,10 @@ def main() -> int:
             for label, veil in veils.items():
                 entry[label] = _timed([*veil, str(clip), "-o", str(root / f"{label}-video")], sources[label])
             if deface:
-                width, height = entry["size"]
-                scales = [1.0] + ([args.deface_scale] if args.deface_scale else [])
-                for scale in scales:
-                    label = "deface" if scale == 1.0 else f"deface x{scale:g}"
+                for label, command in deface_clip_runs(deface, args.deface_scale, entry["size"]).items():
                     out = root / f"{label.replace(' ', '-')}-video" / clip.name
                     out.parent.mkdir(parents=True, exist_ok=True)
-                    resize = (
-                        [] if scale == 1.0 else ["--scale", f"{round(width * scale)}x{round(height * scale)}"]
-                    )
-                    entry[label] = _timed([deface, *DEFACE_AS_SHIPPED, *resize, str(clip), "-o", str(out)])
+                    entry[label] = _timed([*command, str(clip), "-o", str(out)])
             if args.repeat > 1:
                 longer = root / "long" / clip.name
                 _repeated(clip, longer, args.repeat)

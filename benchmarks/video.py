@@ -83,16 +83,11 @@ def main() -> int:
                 entry[label] = _timed(command, {"PYTHONPATH": str(Path(src).resolve())} if src else None)
                 entry[label] |= _describe(out) | _leaks(clip, out, truth)  # type: ignore[operator]
             if deface:
-                width, height = entry["input"]["size"]  # type: ignore[index]
-                scales = [1.0] + ([args.deface_scale] if args.deface_scale else [])
-                for scale in scales:
-                    label = "deface" if scale == 1.0 else f"deface x{scale:g}"
+                size = entry["input"]["size"]  # type: ignore[index]
+                for label, command in deface_clip_runs(deface, args.deface_scale, size).items():
                     out = root / label.replace(" ", "-") / clip.name
                     out.parent.mkdir(parents=True, exist_ok=True)
-                    resize = (
-                        [] if scale == 1.0 else ["--scale", f"{round(width * scale)}x{round(height * scale)}"]
-                    )
-                    entry[label] = _timed([deface, *DEFACE_AS_SHIPPED, *resize, str(clip), "-o", str(out)])
+                    entry[label] = _timed([*command, str(clip), "-o", str(out)])
                     entry[label] |= _describe(out) | _leaks(clip, out, truth)  # type: ignore[operator]
             floor = root / "floor" / clip.name
             entry["transcode_floor_s"] = transcode_floor(clip, floor)
@@ -110,6 +105,17 @@ def evaluation_clips(data: Path, names: list[str] | None) -> list[Path]:
     folder = data / "video"
     clips = sorted(folder.glob("*.mp4")) if folder.is_dir() else []
     return [c for c in clips if not names or any(part in c.name for part in names)]
+
+
+def deface_clip_runs(deface: str, scale: float, size: list[int]) -> dict[str, list[str]]:
+    """deface's command for a clip of `size`: at its defaults, and with
+    frames enlarged `scale` times (0: not)."""
+    runs = {"deface": [deface, *DEFACE_AS_SHIPPED]}
+    if scale:
+        width, height = size
+        resize = ["--scale", f"{round(width * scale)}x{round(height * scale)}"]
+        runs[f"deface x{scale:g}"] = [deface, *DEFACE_AS_SHIPPED, *resize]
+    return runs
 
 
 def beside_python(name: str) -> str | None:

@@ -160,6 +160,7 @@ class CenterFaceDetector:
         width = image.shape[1]
         mirrored = np.ascontiguousarray(image[:, ::-1]) if any(p.mirrored for p in passes) else None
         evidence: Evidence | None = None
+        focused = self.options.focus_threshold > 0 and any(p.finest for p in passes)
         for search in sorted(passes, key=lambda p: p.finest):
             int8 = self._int8(search)
             if search.mirrored and mirrored is not None:
@@ -167,8 +168,7 @@ class CenterFaceDetector:
             elif search.finest:
                 yield search, self._detect_finest(image, search.scale, evidence)
             else:
-                wanted = evidence is None and self.options.focus_threshold > 0
-                heat = Evidence.empty(image, search.scale) if wanted else None
+                heat = Evidence.empty(image, search.scale) if focused and evidence is None else None
                 yield search, self._detect_at_scale(image, search.scale, int8, heat)
                 evidence = heat or evidence
 
@@ -190,13 +190,9 @@ class CenterFaceDetector:
     ) -> Detections:
         """The finest pass, in the windows `evidence` points to at `threshold`
         (default: the options'), or over the whole image without evidence."""
-        windows = (
-            focus_windows(evidence, self.options.focus_threshold if threshold is None else threshold)
-            if evidence is not None
-            else [(0, 0, image.shape[1], image.shape[0])]
-        )
         if evidence is None:
-            return self.detect_in_windows(image, scale, windows)
+            return self.detect_in_windows(image, scale, [(0, 0, image.shape[1], image.shape[0])])
+        windows = focus_windows(evidence, self.options.focus_threshold if threshold is None else threshold)
         cell = _FOCUS_CELL * _STRIDE / evidence.scale  # in the image's pixels
         return self.detect_in_windows(image, scale, windows, cell / 2, 2 * cell)
 
