@@ -13,6 +13,7 @@ from PIL import Image
 
 import veil
 from veil.plan import Decision, FrameBox, Kind, Plan, Region, Shape, Source, load_plan, save_plan
+from veil.plan.make import reading_order
 from veil.plan.model import plan_from_dict
 
 from conftest import ASTRONAUT_FACE
@@ -92,3 +93,15 @@ def test_edit_and_render_from_python(tmp_path: Path, astronaut: npt.NDArray[np.u
     assert np.array_equal(pixels[y1:y2, x1:x2], astronaut[y1:y2, x1:x2])
     assert np.all(pixels[0:30, 0:40] == veil.MaskOptions().color)
     assert edited.region("m1").shape is Shape.BOX
+
+
+def test_photo_regions_are_numbered_in_reading_order() -> None:
+    # Two rows, the faces of each a few pixels apart in height, given out of order.
+    boxes = [
+        [300.0, 52.0, 360.0, 120.0],
+        [10.0, 200.0, 70.0, 260.0],
+        [20.0, 55.0, 80.0, 118.0],
+        [150.0, 50.0, 200.0, 110.0],
+    ]
+    assert reading_order(boxes) == [2, 3, 0, 1]
+    assert reading_order([]) == []

@@ -39,14 +39,31 @@ def photo_plan(
         candidates = found.candidates
         why = [reason.value for reason in found.reasons]
         decisions = [Decision.MASK if reason.masked else Decision.DROP for reason in found.reasons]
+    boxes = candidates.boxes.tolist()
+    scores = candidates.scores.tolist()
     regions = []
-    for index, (box, score, decision, reason) in enumerate(
-        zip(candidates.boxes.tolist(), candidates.scores.tolist(), decisions, why, strict=True)
-    ):
+    for number, index in enumerate(reading_order(boxes), start=1):
         by = candidates.by(index)
-        how = Found(round(score, 3), decision, reason, found_by=(by,) if by else ())
-        regions.append(Region(f"f{index + 1}", Kind.FACE, decision, box=rounded_box(box), found=how))
+        how = Found(round(scores[index], 3), decisions[index], why[index], found_by=(by,) if by else ())
+        box = rounded_box(boxes[index])
+        regions.append(Region(f"f{number}", Kind.FACE, decisions[index], box=box, found=how))
     return Plan(source, tuple(regions), mask, veil_version)
+
+
+def reading_order(boxes: list[list[float]]) -> list[int]:
+    """Indexes of `boxes` as a person reads them: in rows from the top, each
+    row from the left. A box joins a row when its centre lies within the
+    height of the row's first box. Regions are numbered this way rather than
+    in the order the search found them, so a photo's ids do not change with
+    the search's passes and windows."""
+    rows: list[list[int]] = []
+    for index in sorted(range(len(boxes)), key=lambda i: boxes[i][1] + boxes[i][3]):
+        _, y1, _, y2 = boxes[index]
+        if rows and boxes[rows[-1][0]][3] > (y1 + y2) / 2:
+            rows[-1].append(index)
+        else:
+            rows.append([index])
+    return [index for row in rows for index in sorted(row, key=lambda i: boxes[i][0])]
 
 
 @dataclass
