@@ -1,12 +1,17 @@
-"""Fixtures: photos made in code from scikit-image's public-domain astronaut."""
+"""Fixtures: photos made in code from scikit-image's public-domain astronaut;
+and the suite's network guard: no test may reach beyond this machine."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import ipaddress
+import socket
 import struct
+import sys
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +29,103 @@ XMP = (
     b'<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:creator>Jane Witness</dc:creator>'
     b"</rdf:Description></rdf:RDF></x:xmpmeta>"
 )
+
+
+class NetworkUse(AssertionError):
+    """A test made veil (or a library under it) reach beyond this machine. Not an
+    OSError, so that code which treats a dead network as normal cannot swallow it."""
+
+
+# Socket events whose address says where a packet would go (or where a server
+# would listen); AF_UNIX and AF_NETLINK sockets never leave the machine.
+_ADDRESSED = frozenset({"socket.bind", "socket.connect", "socket.sendmsg", "socket.sendto"})
+_NAMED = frozenset(
+    {"socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr", "socket.getnameinfo"}
+)
+_REACHED: list[str] = []  # attempts not yet held against a test
+_allowed: list[str] = []  # reasons, while a test deliberately uses this machine's own outward address
+
+
+def _on_this_machine(host: object) -> bool:
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    if not isinstance(host, str):
+        return False
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False  # a name to look up, or "" (every interface)
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def _where_beyond(event: str, args: tuple[object, ...]) -> str | None:
+    """The host (and port) this event would reach, if that is beyond loopback."""
+    port: object = None
+    if event in _ADDRESSED:
+        sock, address = args
+        if getattr(sock, "family", None) not in (socket.AF_INET, socket.AF_INET6):
+            return None
+        if not isinstance(address, tuple):  # None: sendmsg on a connected socket
+            return None
+        host, port = address[0], address[1]
+    elif event == "socket.getaddrinfo":
+        host, port = args[0], args[1]
+        if host is None:  # the wildcard for a server: its bind is checked
+            return None
+    elif event == "socket.getnameinfo" and isinstance(args[0], tuple):
+        host, port = args[0][0], args[0][1]
+    else:
+        host = args[0]
+    if _on_this_machine(host):
+        return None
+    name = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
+    name = f"[{name}]" if ":" in name else name or "every interface"
+    return name if port is None else f"{name}:{port}"
+
+
+def _network_guard(event: str, args: tuple[object, ...]) -> None:
+    if event not in _ADDRESSED and event not in _NAMED:  # every audited event comes here: stay cheap
+        return
+    where = _where_beyond(event, args)
+    if where is None or _allowed:
+        return
+    verb = "listen on" if event == "socket.bind" else "reach"
+    _REACHED.append(f"{where} ({event})")
+    raise NetworkUse(f"veil tried to {verb} {where} ({event}); the tests stay on this machine")
+
+
+sys.addaudithook(_network_guard)  # for the whole session: an audit hook cannot be removed
+
+
+@pytest.fixture(autouse=True)
+def _stays_on_this_machine() -> Iterator[None]:
+    """Fail the test in which an attempt was made, even if its NetworkUse was caught."""
+    yield
+    if _REACHED:
+        attempts = ", ".join(taken_attempts())
+        pytest.fail(f"veil tried to reach {attempts}: the tests stay on this machine", pytrace=False)
+
+
+def taken_attempts() -> list[str]:
+    """The attempts recorded so far, which then no longer fail the test (for the guard's own tests)."""
+    attempts = list(_REACHED)
+    _REACHED.clear()
+    return attempts
+
+
+@contextmanager
+def outward_allowed(reason: str) -> Iterator[None]:
+    """Let a test use this machine's own outward address (a UDP connect sends
+    nothing; a TCP connect to it stays on this machine)."""
+    _allowed.append(reason)
+    try:
+        yield
+    finally:
+        _allowed.remove(reason)
 
 
 @pytest.fixture(scope="session")
