@@ -276,7 +276,9 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
     report.warnings.extend(warnings)
     report_error = _write_report(report, report_path, [Path(p) for p in args.paths])
     if report_error:
-        errors.print(f"error: report not written: {report_error}", highlight=False, markup=False)
+        errors.print(
+            f"error: report not written: {report_error}", highlight=False, markup=False, soft_wrap=True
+        )
     out.print(
         summary_line(report, None if report_error else report_path),
         highlight=False,
@@ -343,7 +345,9 @@ def run_render(args: argparse.Namespace, options: AnonymizeOptions) -> int:
     report_path = args.report or folder / RENDER_REPORT_NAME
     report_error = _write_report(report, report_path, [args.original, args.plan])
     if report_error:
-        errors.print(f"error: report not written: {report_error}", highlight=False, markup=False)
+        errors.print(
+            f"error: report not written: {report_error}", highlight=False, markup=False, soft_wrap=True
+        )
     line = summary_line(report, None if report_error else report_path).replace("anonymized", "rendered", 1)
     out.print(line.replace(" faces masked", " masks drawn"), highlight=False, markup=False, soft_wrap=True)
     for file in report.files:
@@ -398,7 +402,9 @@ def run_verify(args: argparse.Namespace) -> int:
     report_path = args.report or Path.cwd() / VERIFY_REPORT_NAME
     report_error = _write_report(report, report_path, [args.original, args.anonymized])
     if report_error:
-        errors.print(f"error: report not written: {report_error}", highlight=False, markup=False)
+        errors.print(
+            f"error: report not written: {report_error}", highlight=False, markup=False, soft_wrap=True
+        )
         return EXIT_FAILED
     passed = sum(1 for f in report.files if f.passed)
     failed = len(report.files) - passed

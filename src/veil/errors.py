@@ -6,7 +6,8 @@ VeilError
 │   ├── EmptyInputError         zero bytes
 │   ├── UnsupportedFormatError  not a photo format veil handles
 │   ├── CorruptInputError       truncated or damaged data
-│   └── ImageTooLargeError      more pixels than allowed (decompression bombs)
+│   ├── ImageTooLargeError      more pixels than allowed (decompression bombs)
+│   └── DecodeLimitError        decoding ran past its time or memory limit, or crashed
 ├── OutputError             veil refuses to write or could not write
 │   └── OutputExistsError       the output path exists already
 ├── ModelError              the bundled detection model is missing or altered
@@ -42,6 +43,11 @@ class CorruptInputError(InputError):
 
 class ImageTooLargeError(InputError):
     """The image declares more pixels than veil will decode."""
+
+
+class DecodeLimitError(InputError):
+    """Decoding the file ran past its time or memory limit, or killed its
+    decoder (`veil.media.isolate`)."""
 
 
 class OutputError(VeilError):

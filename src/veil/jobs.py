@@ -24,6 +24,7 @@ class Job:
 
     source: Path
     target: Path
+    root: Path | None = None  # the folder named for outputs: below it no link is followed
 
 
 def is_video(path: Path) -> bool:
@@ -37,7 +38,7 @@ def plan_jobs(paths: list[Path], out_dir: Path | None) -> list[Job | FileReport]
     targets: set[Path] = set()
     for path in paths:
         for source, relative in _walk(path, skip=out_dir):
-            entry = _plan_one(source, relative, path.is_dir(), out_dir)
+            entry = _plan_one(source, relative, path, out_dir)
             if isinstance(entry, Job):
                 key = entry.target.resolve()
                 if key in targets:
@@ -66,8 +67,9 @@ def _walk(path: Path, skip: Path | None) -> Iterator[tuple[Path, Path]]:
         yield source, source.relative_to(path)
 
 
-def _plan_one(source: Path, relative: Path, from_folder: bool, out_dir: Path | None) -> Job | FileReport:
+def _plan_one(source: Path, relative: Path, given: Path, out_dir: Path | None) -> Job | FileReport:
     suffix = source.suffix.lower()
+    from_folder = given.is_dir()
     if from_folder:
         if any(part.startswith(".") for part in relative.parts):
             return FileReport(input=str(source), status=FileStatus.SKIPPED, error="hidden file")
@@ -75,8 +77,9 @@ def _plan_one(source: Path, relative: Path, from_folder: bool, out_dir: Path | N
             return FileReport(input=str(source), status=FileStatus.SKIPPED, error="a veil output")
         if suffix not in PHOTO_SUFFIXES and suffix not in VIDEO_FORMATS:
             return FileReport(input=str(source), status=FileStatus.SKIPPED, error="not a photo")
-    target = out_dir / relative if out_dir is not None else default_target(source)
-    return Job(source, target)
+    if out_dir is not None:
+        return Job(source, out_dir / relative, out_dir)
+    return Job(source, default_target(source), given if from_folder else source.parent)
 
 
 def default_target(source: Path) -> Path:

@@ -157,11 +157,31 @@ class MaskOptions:
 
 
 @dataclass(frozen=True)
-class ImageLimits:
-    """Inputs veil refuses to decode (decompression bombs, absurd sizes)."""
+class InputLimits:
+    """Inputs veil refuses to decode, and the limits a decoder runs under.
 
-    max_pixels: int = 178_000_000  # Pillow itself refuses beyond 2 x 89.5 MP
+    Sizes are checked from headers, before anything is decoded: a photo's
+    pixels (Pillow's own decompression-bomb threshold: a 17 KB PNG can
+    declare 12000x12000), a video's frame size, declared frame count and
+    duration. With `isolate`, every file is decoded first in a child
+    process (`veil.media.isolate`) that may use at most `decode_memory`
+    bytes of address space, and must finish a photo, or advance a video by
+    one frame, within `decode_seconds`: a file that makes a decoder loop,
+    allocate without bound or crash fails alone, with one line.
+    """
+
+    max_pixels: int = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS: 1024 * 1024 * 1024 // 4 // 3
     max_file_bytes: int = 1_000_000_000
+    max_video_pixels: int = 8192 * 4320  # 8K UHD frames
+    max_video_frames: int = 10_000_000  # a day at 120 fps
+    max_video_seconds: float = 48 * 3600.0
+    isolate: bool = True
+    decode_seconds: float = 60.0
+    decode_memory: int = 6 << 30
+
+    def __post_init__(self) -> None:
+        if self.decode_seconds <= 0 or self.decode_memory <= 0:
+            raise ValueError("decode_seconds and decode_memory must be positive")
 
 
 class AudioMode(StrEnum):
@@ -261,7 +281,7 @@ class AnonymizeOptions:
     detection: DetectionOptions = field(default_factory=DetectionOptions)
     choice: ChoiceOptions = field(default_factory=ChoiceOptions)
     mask: MaskOptions = field(default_factory=MaskOptions)
-    limits: ImageLimits = field(default_factory=ImageLimits)
+    limits: InputLimits = field(default_factory=InputLimits)
     video: VideoOptions = field(default_factory=VideoOptions)
     verify: bool = True  # attack every output after writing it (veil verify)
     verification: VerifyOptions = field(default_factory=VerifyOptions)

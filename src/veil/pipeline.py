@@ -7,6 +7,7 @@ the rest of a batch goes on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -26,7 +27,7 @@ from veil.detect import Detector
 from veil.detections import Detections
 from veil.errors import OutputExistsError, VeilError
 from veil.jobs import Job, default_target, failure_report, is_video, plan_jobs
-from veil.media.files import atomic_output, check_input_file
+from veil.media.files import atomic_output, check_input_file, output_root, remove_output
 from veil.media.image import read_image, write_image
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSink, VideoSource
 from veil.models import ModelSpec
@@ -124,6 +125,8 @@ def anonymize_file(
         detector = detector or devices.face_detector(options)
         if target.resolve() == source.resolve():
             raise VeilError("output path is the input itself")
+        if target.exists() or target.is_symlink():
+            raise OutputExistsError(f"output exists, not overwriting: {target}")
         plan_file = plan_path(target)
         if plan_file.exists() or plan_file.is_symlink():
             raise OutputExistsError(f"plan exists, not overwriting: {plan_file}")
@@ -144,7 +147,8 @@ def save_beside(plan: Plan, path: Path, output: Path) -> None:
     try:
         save_plan(plan, path)
     except BaseException:
-        output.unlink(missing_ok=True)  # no output without its plan
+        with contextlib.suppress(OSError, VeilError):
+            remove_output(output)  # no output without its plan
         raise
 
 
@@ -389,7 +393,10 @@ def run_jobs(
         if isinstance(entry, FileReport):
             file_report = entry
         else:
-            file_report = anonymize_file(entry.source, entry.target, options, detector, on_frame, verifier)
+            with output_root(entry.root):
+                file_report = anonymize_file(
+                    entry.source, entry.target, options, detector, on_frame, verifier
+                )
         report.files.append(file_report)
         if progress is not None:
             progress(file_report)

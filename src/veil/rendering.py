@@ -10,7 +10,7 @@ from pathlib import Path
 
 from veil.errors import OutputExistsError, VeilError
 from veil.jobs import failure_report, is_video, plan_jobs
-from veil.media.files import check_input_file
+from veil.media.files import check_input_file, output_root
 from veil.options import AnonymizeOptions
 from veil.pipeline import (
     MAX_VIDEO_BYTES,
@@ -139,6 +139,7 @@ class RenderJob:
     source: Path
     plan: Path
     target: Path
+    root: Path | None = None  # the folder named for outputs: below it no link is followed
 
 
 def plan_renders(original: Path, plans: Path, out: Path) -> list[RenderJob | FileReport]:
@@ -159,7 +160,7 @@ def plan_renders(original: Path, plans: Path, out: Path) -> list[RenderJob | Fil
         if not plan.is_file():
             jobs.append(failure_report(entry.source, VeilError(f"no plan for it: {plan} does not exist")))
             continue
-        jobs.append(RenderJob(entry.source, plan, entry.target))
+        jobs.append(RenderJob(entry.source, plan, entry.target, entry.root))
     return jobs
 
 
@@ -182,7 +183,8 @@ def render_jobs(
         if isinstance(entry, FileReport):
             file_report = entry
         else:
-            file_report = render_file(entry.source, entry.plan, entry.target, options, verifier, on_frame)
+            with output_root(entry.root):
+                file_report = render_file(entry.source, entry.plan, entry.target, options, verifier, on_frame)
         report.files.append(file_report)
         if progress is not None:
             progress(file_report)

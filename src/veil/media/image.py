@@ -27,10 +27,12 @@ from veil.errors import (
     UnsupportedFormatError,
 )
 from veil.media.files import check_input_file, publish_bytes
+from veil.media.isolate import Beat, isolated
 from veil.media.metadata import metadata_names
-from veil.options import ImageLimits
+from veil.options import InputLimits
 
 pillow_heif.register_heif_opener()
+pillow_heif.options.DISABLE_SECURITY_LIMITS = False  # libheif's own caps on sizes and counts stay on
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 # Pillow format name -> the formats veil reads and writes.
@@ -75,15 +77,31 @@ class DecodedImage:
     orientation: int  # the EXIF orientation that was applied (1 = none)
 
 
-def read_image(path: Path, limits: ImageLimits | None = None) -> DecodedImage:
-    """Decode a photo completely, or raise an InputError saying why not."""
-    limits = limits or ImageLimits()
+def read_image(path: Path, limits: InputLimits | None = None) -> DecodedImage:
+    """Decode a photo completely, or raise an InputError saying why not.
+    With `limits.isolate` (the default) it is decoded in a child process
+    under the limits' time and memory ceilings (`veil.media.isolate`)."""
+    limits = limits or InputLimits()
     check_input_file(path, limits.max_file_bytes)
+    if limits.isolate:
+        return isolated(_read_in_child, path, limits, limits=limits)
+    return _read(path, limits)
+
+
+def _read_in_child(path: Path, limits: InputLimits, beat: Beat) -> DecodedImage:
+    return _read(path, limits)
+
+
+def _read(path: Path, limits: InputLimits) -> DecodedImage:
     try:
         data = path.read_bytes()
         with warnings.catch_warnings():
-            # Pillow warns from 89 MP and refuses from 179 MP; veil's own limit decides.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns from 89 MP and refuses from twice that; the warning
+            # is veil's limit too, unless a caller raised it.
+            if limits.max_pixels <= (Image.MAX_IMAGE_PIXELS or 0):
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+            else:
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=PHOTO_FORMATS) as image:
                 decoded = _decode(image, limits)
         if decoded.encoding.format == "JPEG":
@@ -91,8 +109,11 @@ def read_image(path: Path, limits: ImageLimits | None = None) -> DecodedImage:
         return decoded
     except UnidentifiedImageError as e:
         raise UnsupportedFormatError("not a photo veil can read (JPEG, PNG, WebP, TIFF, HEIC/HEIF)") from e
-    except Image.DecompressionBombError as e:
-        raise ImageTooLargeError(f"image too large to decode safely: {e}") from e
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageTooLargeError(
+            f"image too large: it declares more than {limits.max_pixels} pixels "
+            "(a possible decompression bomb)"
+        ) from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         if isinstance(e, FileNotFoundError | PermissionError | IsADirectoryError):
             raise UnreadableInputError(f"cannot read file: {e.strerror or e}") from e
@@ -112,7 +133,7 @@ def _check_jpeg_stream(data: bytes) -> None:
         raise CorruptInputError(f"damaged JPEG data: {e}") from e
 
 
-def _decode(image: Image.Image, limits: ImageLimits) -> DecodedImage:
+def _decode(image: Image.Image, limits: InputLimits) -> DecodedImage:
     width, height = image.size
     if width * height > limits.max_pixels:
         raise ImageTooLargeError(

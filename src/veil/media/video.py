@@ -13,17 +13,25 @@ from __future__ import annotations
 import bisect
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import av.error
 import numpy as np
 import numpy.typing as npt
 
-from veil.errors import CorruptInputError, OutputError, UnreadableInputError, UnsupportedFormatError
-from veil.options import AudioMode
+from veil.errors import (
+    CorruptInputError,
+    ImageTooLargeError,
+    OutputError,
+    UnreadableInputError,
+    UnsupportedFormatError,
+)
+from veil.media.isolate import Beat, isolated
+from veil.options import AudioMode, InputLimits
 
 # Output container by file suffix; video codec by container.
 VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
@@ -39,6 +47,13 @@ _STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "
 _NEUTRAL_TAGS = {
     "language", "handler_name", "vendor_id", "major_brand", "minor_version", "compatible_brands", "duration",
 }  # fmt: skip
+
+
+# FFmpeg's options for opening an input: local files only, and only the
+# demuxers of veil's formats (mov covers MP4, M4V and MOV; matroska covers
+# WebM), so neither HLS, DASH, concat nor any other list can name a source.
+_DEMUXING = {"protocol_whitelist": "file", "format_whitelist": "mov,matroska"}
+_NO_PIXELS = np.zeros((0, 0, 3), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -63,11 +78,23 @@ class VideoProbe:
 
 
 class VideoSource:
-    """An opened input video: probe it, then iterate frames and audio packets."""
+    """An opened input video: probe it, then iterate frames and audio packets.
 
-    def __init__(self, path: Path) -> None:
+    FFmpeg may read only local files (its `file` protocol) through the
+    demuxers of the formats veil handles: a playlist, a concat list or a
+    reference inside a crafted file can never make it fetch a URL or open
+    another file. Sizes, frame counts and durations beyond `limits` are
+    refused from the headers; with `limits.isolate` the whole video is first
+    decoded once in a child process under the limits' clock and memory
+    ceiling (`veil.media.isolate`).
+    """
+
+    def __init__(self, path: Path, limits: InputLimits | None = None) -> None:
+        self.limits = limits or InputLimits()
+        if self.limits.isolate:
+            isolated(_scan_in_child, path, self.limits, limits=self.limits)
         try:
-            self._container = av.open(str(path), mode="r", metadata_errors="ignore")
+            self._container = av.open(str(path), mode="r", metadata_errors="ignore", options=dict(_DEMUXING))
         except av.error.FileNotFoundError as e:
             raise UnreadableInputError("no such file") from e
         except (av.error.InvalidDataError, av.error.EOFError) as e:
@@ -83,6 +110,7 @@ class VideoSource:
         self.audio_stream = audio[0] if audio else None
         try:
             self.probe = self._probe()
+            self._check_limits()
         except BaseException:
             self._container.close()
             raise
@@ -96,6 +124,10 @@ class VideoSource:
     def _probe(self) -> VideoProbe:
         video = self._video
         codec = video.codec_context
+        if codec is None:
+            raise UnsupportedFormatError("the video stream's codec is unknown or damaged")
+        if self.audio_stream is not None and self.audio_stream.codec_context is None:
+            raise UnsupportedFormatError("the audio stream's codec is unknown or damaged")
         if codec.width <= 0 or codec.height <= 0:
             raise CorruptInputError("video stream has no frame size")
         rotation = _first_rotation(self._container, video)
@@ -113,6 +145,38 @@ class VideoSource:
             metadata=self._metadata_names(),
             bit_rate=self._video_bit_rate(),
         )
+
+    def _check_limits(self) -> None:
+        """Refuse, from the headers, sizes no camera makes (a crafted file can
+        declare anything, and decoders allocate for what is declared)."""
+        probe, limits = self.probe, self.limits
+        if probe.width * probe.height > limits.max_video_pixels:
+            raise ImageTooLargeError(
+                f"video frames are {probe.width}x{probe.height}, more than the limit of "
+                f"{limits.max_video_pixels} pixels"
+            )
+        if probe.frames > limits.max_video_frames:
+            raise ImageTooLargeError(
+                f"video declares {probe.frames} frames, more than the limit of {limits.max_video_frames}"
+            )
+        declared = self._declared_seconds()
+        if declared is not None and declared > limits.max_video_seconds:
+            raise ImageTooLargeError(
+                f"video declares {float(declared):.0f} s, "
+                f"more than the limit of {limits.max_video_seconds:.0f} s"
+            )
+
+    def scan(self, beat: Beat) -> int:
+        """Decode every frame, with the checks of `iter_media` but no pixels
+        made, calling `beat` as frames come; the number of frames."""
+        count = 0
+        for item in self.iter_media(pixels=False):
+            if not isinstance(item, av.Packet):
+                count += 1
+                if count > self.limits.max_video_frames:
+                    raise ImageTooLargeError(f"video has more than {self.limits.max_video_frames} frames")
+                beat()
+        return count
 
     def _video_bit_rate(self) -> int:
         """The video stream's bits per second: declared, or the file's less its sound's."""
@@ -134,9 +198,10 @@ class VideoSource:
             names.add("chapters (not copied)")
         return sorted(names)
 
-    def iter_media(self) -> Iterator[VideoFrameIn | av.Packet]:
+    def iter_media(self, pixels: bool = True) -> Iterator[VideoFrameIn | av.Packet]:
         """Upright frames of the first video stream, and packets of the first
-        audio stream, in file order. Damaged data raises CorruptInputError."""
+        audio stream, in file order. Damaged data raises CorruptInputError.
+        Without `pixels`, frames come with an empty array (for `scan`)."""
         streams = [self._video] + ([self.audio_stream] if self.audio_stream else [])
         index = 0
         first_pts = last_pts = None
@@ -150,7 +215,7 @@ class VideoSource:
                     if getattr(frame, "is_corrupt", False):
                         raise CorruptInputError(f"damaged video data at frame {index}")
                     pts = _frame_pts(frame.pts, last_pts, self.probe)
-                    yield VideoFrameIn(index, pts, self._upright(frame))
+                    yield VideoFrameIn(index, pts, self._upright(frame) if pixels else _NO_PIXELS)
                     index += 1
                     last_pts = pts
                     first_pts = pts if first_pts is None else first_pts
@@ -187,6 +252,11 @@ class VideoSource:
         if self._container.duration:
             return Fraction(self._container.duration, av.time_base)
         return None
+
+
+def _scan_in_child(path: Path, limits: InputLimits, beat: Beat) -> int:
+    with VideoSource(path, replace(limits, isolate=False)) as video:
+        return video.scan(beat)
 
 
 def _decode(packet: av.Packet) -> list[av.VideoFrame]:
@@ -237,7 +307,7 @@ class VideoSink:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | BinaryIO,
         container_format: str,
         probe: VideoProbe,
         audio_in: av.AudioStream | None,
@@ -246,8 +316,10 @@ class VideoSink:
         bitrate_cap: float = 0.0,
     ) -> None:
         """`bitrate_cap`: the H.264 stream's bit rate is held under this
-        multiple of the input's (0: no cap), so a clip keeps about its size."""
-        self._container = av.open(str(path), mode="w", format=container_format)
+        multiple of the input's (0: no cap), so a clip keeps about its size.
+        `path` may be an open file (`atomic_output`'s): PyAV then writes to it."""
+        target = str(path) if isinstance(path, Path) else path
+        self._container = av.open(target, mode="w", format=container_format)
         self._time_base = probe.time_base
         vp9 = container_format in _VP9_CONTAINERS
         stream = self._container.add_stream("libvpx-vp9" if vp9 else "libx264", rate=probe.rate)

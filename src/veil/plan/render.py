@@ -24,7 +24,7 @@ from veil.masks import cover, head_ellipses
 from veil.media.files import atomic_output, check_input_file
 from veil.media.image import read_image, write_image
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSink, VideoSource
-from veil.options import ImageLimits, MaskOptions, VideoOptions
+from veil.options import InputLimits, MaskOptions, VideoOptions
 from veil.plan.model import Mask, Plan, Shape
 
 Image = npt.NDArray[np.uint8]
@@ -79,7 +79,7 @@ def check_size(plan: Plan, width: int, height: int) -> None:
         )
 
 
-def render_photo(original: Path, plan: Plan, target: Path, limits: ImageLimits | None = None) -> Rendered:
+def render_photo(original: Path, plan: Plan, target: Path, limits: InputLimits | None = None) -> Rendered:
     if plan.is_video:
         raise PlanError("plan: made for a video, the original is a photo")
     decoded = read_image(original, limits)

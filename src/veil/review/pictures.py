@@ -21,7 +21,7 @@ import simplejpeg
 
 from veil.media.image import read_image
 from veil.media.video import FrameReader
-from veil.options import ImageLimits
+from veil.options import InputLimits
 from veil.plan.render import draw
 from veil.review.batch import Batch, Item, ReviewError
 
@@ -62,9 +62,9 @@ class _Cache(Generic[_K, _V]):
 
 
 class Pictures:
-    def __init__(self, batch: Batch, limits: ImageLimits | None = None) -> None:
+    def __init__(self, batch: Batch, limits: InputLimits | None = None) -> None:
         self.batch = batch
-        self.limits = limits or ImageLimits()
+        self.limits = limits or InputLimits()
         self._pixels: _Cache[tuple[str, str, int | None], Image] = _Cache(6)
         self._jpegs: _Cache[tuple[str, str, int | None, int], bytes] = _Cache(64)
         self._thumbs: _Cache[tuple[str, int], bytes] = _Cache(2000)
