@@ -260,7 +260,7 @@ def run_batch(root: Path, inputs: dict[str, tuple[bytes, str]], campaign: Campai
             campaign.findings.append(f"{name} ({how}): {problem}")
         if hashlib.sha256((folder / name).read_bytes()).hexdigest() != before[name]:
             campaign.findings.append(f"{name} ({how}): the input was changed")
-    left = [p.name for p in out.rglob("*") if p.name.startswith(".veil-")] if out.exists() else []
+    left = [p.name for p in out.rglob(".veil-*.part*")] if out.exists() else []
     if left:
         campaign.findings.append(f"{root.name}: temporary files left: {left}")
 

@@ -15,7 +15,13 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from veil.errors import DecodeLimitError, ImageTooLargeError, InputError, UnsupportedFormatError
+from veil.errors import (
+    CorruptInputError,
+    DecodeLimitError,
+    ImageTooLargeError,
+    InputError,
+    UnsupportedFormatError,
+)
 from veil.media.image import read_image
 from veil.media.isolate import Beat, isolated
 from veil.media.video import VideoSource
@@ -134,3 +140,13 @@ def test_ffmpeg_opens_nothing_but_the_file_it_is_given(
     for limits in (InputLimits(), IN_PROCESS):
         with pytest.raises(UnsupportedFormatError, match="cannot open as video"):
             VideoSource(listing, limits)
+
+
+@pytest.mark.parametrize("name", ["02584.png", "04816.png", "07410.tif"])
+def test_files_the_fuzzer_found_are_refused_as_damaged(name: str, capfd: pytest.CaptureFixture[str]) -> None:
+    # Mutations of the campaign's seeds (benchmarks/fuzz.py, seed 1) on which
+    # Pillow's plugins raised AssertionError and TypeError.
+    for limits in (InputLimits(), IN_PROCESS):
+        with pytest.raises(CorruptInputError, match="damaged image data"):
+            read_image(Path(__file__).parent / "data" / "fuzz" / name, limits)
+    assert capfd.readouterr().err == ""  # and no warning of Pillow's on the terminal

@@ -9,6 +9,7 @@ lands it atomically (see files.py).
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,8 +97,11 @@ def _read(path: Path, limits: InputLimits) -> DecodedImage:
     try:
         data = path.read_bytes()
         with warnings.catch_warnings():
-            # Pillow warns from 89 MP and refuses from twice that; the warning
-            # is veil's limit too, unless a caller raised it.
+            # Pillow's warnings about damaged data are not for the terminal: a
+            # file decodes completely or is refused with one line. It warns of
+            # bombs from 89 MP and refuses from twice that; the warning is
+            # veil's limit too, unless a caller raised it.
+            warnings.simplefilter("ignore")
             if limits.max_pixels <= (Image.MAX_IMAGE_PIXELS or 0):
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
             else:
@@ -120,6 +124,10 @@ def _read(path: Path, limits: InputLimits) -> DecodedImage:
         raise CorruptInputError(f"damaged or truncated image data: {e}") from e
     except MemoryError as e:
         raise ImageTooLargeError("not enough memory to decode this image") from e
+    except (AssertionError, TypeError, IndexError, KeyError, struct.error) as e:
+        # Pillow's plugins fail so on some damaged files (found by benchmarks/fuzz.py:
+        # a PNG whose text chunks are cut, a TIFF whose second page has no size).
+        raise CorruptInputError(f"damaged image data ({type(e).__name__}: {e})".replace(": )", ")")) from e
 
 
 def _check_jpeg_stream(data: bytes) -> None:
