@@ -25,6 +25,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
+from veil.batch.journal import JOURNAL_NAME
 from veil.cli import main
 from veil.errors import OutputError, OutputExistsError
 from veil.media.files import TEMPORARY_NAME, atomic_output, output_root, publish_bytes
@@ -138,7 +139,7 @@ def test_disk_full_costs_only_the_video_that_does_not_fit(
     assert complete_photo(seen / "a.jpg") and complete_photo(seen / "c.jpg")
     report = json.loads((seen / "veil-report.json").read_text())
     assert [f["status"] for f in report["files"]] == ["anonymized", "failed", "anonymized"]
-    assert sorted(os.listdir(seen)) == [
+    assert sorted(n for n in os.listdir(seen) if n != JOURNAL_NAME) == [  # the journal, if it fitted
         "a.jpg",
         "a.jpg.plan.json",
         "c.jpg",
@@ -353,7 +354,8 @@ def test_a_run_killed_mid_write_leaves_no_output_and_the_next_one_cleans_up(
         assert again.returncode == 0, again.stderr
         assert frame_count(out / "long.mp4") == 60
         assert sorted(os.listdir(out)) == sorted(
-            planted | {"long.mp4", "long.mp4.plan.json", "veil-report.json", "veil-report.boxes.json"}
+            planted
+            | {"long.mp4", "long.mp4.plan.json", "veil-report.json", "veil-report.boxes.json", JOURNAL_NAME}
         )
         assert live.read_bytes() == b"in progress"
         assert (out / ".veil-notes.part.txt").read_text() == "not veil's pattern"

@@ -18,6 +18,9 @@ from pathlib import Path
 from rich.console import Console
 
 from veil import devices
+from veil.batch.journal import JOURNAL_NAME, Journal, JournalError, read_standing
+from veil.batch.run import run_batch
+from veil.batch.workers import default_jobs
 from veil.errors import VeilError
 from veil.jobs import Job, is_video, plan_jobs, plan_pairs
 from veil.media.files import publish_bytes
@@ -33,10 +36,10 @@ from veil.options import (
     TrackingOptions,
     VideoOptions,
 )
-from veil.pipeline import model_info, run_jobs, veil_version
+from veil.pipeline import model_info, veil_version
 from veil.rendering import RenderJob, plan_beside, plan_renders, render_jobs
 from veil.report import FileReport, PairReport, RunReport, VerifyRunReport
-from veil.terminal import print_verdict, summary_line, with_progress
+from veil.terminal import print_verdict, status_lines, summary_line, with_progress
 from veil.verify import Verifier
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # argparse exits 2 on usage errors
@@ -111,7 +114,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-verify", action="store_true",
         help="do not attack each output after writing it (see veil verify)",
     )  # fmt: skip
+    anonymize.add_argument(
+        "--jobs", type=_positive, default=None, metavar="N",
+        help=f"worker processes, each with its own models and share of the cores "
+        f"(default here: {default_jobs()}, from cores and memory)",
+    )  # fmt: skip
+    anonymize.add_argument(
+        "--restart", action="store_true",
+        help="forget what an earlier, stopped run of this batch did and do every file again "
+        "(by default a batch resumes: files done, unchanged, are not redone)",
+    )  # fmt: skip
     _add_device_argument(anonymize)
+    status = commands.add_parser(
+        "status",
+        help="where a batch stands",
+        description="Show how far a batch written to OUTDIR has come (files done, failed, to do), "
+        "from its journal, without changing anything.",
+    )
+    status.add_argument("outdir", type=Path, metavar="OUTDIR", help="the folder veil anonymize -o writes")
     verify = commands.add_parser(
         "verify",
         help="check anonymized files against their originals",
@@ -194,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_INTERRUPTED
     if args.command == "review":
         return run_review(args)
+    if args.command == "status":
+        return run_status(args)
     if args.command == "render":
         options = AnonymizeOptions(
             video=VideoOptions(audio=AudioMode(args.audio)),
@@ -261,18 +283,36 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
         errors.print(warning, style="yellow", highlight=False)
 
     report_path = args.report or (args.output or Path.cwd()) / REPORT_NAME
+    jobs = args.jobs or default_jobs()
     try:
-        detector = devices.face_detector(options)
+        detector = devices.face_detector(options) if jobs == 1 else None  # workers load their own
     except VeilError as e:
         errors.print(f"veil: {type(e).__name__}: {e}", highlight=False, markup=False)
         return EXIT_FAILED
+    journal: Journal | None = None
+    try:
+        journal = Journal((args.output or report_path.parent) / JOURNAL_NAME)
+        if args.restart:
+            journal.restart()
+    except JournalError as e:
+        if journal is not None:
+            journal.close()
+            journal = None
+        warnings.append(f"warning: {e}; this batch cannot be resumed")
+        errors.print(warnings[-1], style="yellow", highlight=False)
     planned = plan_jobs(list(args.paths), args.output)
     has_video = any(isinstance(entry, Job) and is_video(entry.source) for entry in planned)
 
     def work(progress: Callable[[FileReport], None], on_frame: Callable[[int, int], None]) -> RunReport:
-        return run_jobs(planned, options, progress=progress, detector=detector, on_frame=on_frame)
+        return run_batch(planned, options, journal, jobs, progress, on_frame, detector)
 
-    report = with_progress(out, errors, planned, has_video, work)
+    try:
+        report = with_progress(out, errors, planned, has_video, work)
+    finally:
+        if journal is not None:
+            journal.close()
+    for warning in report.warnings:
+        errors.print(warning, style="yellow", highlight=False)
     report.warnings.extend(warnings)
     report_error = _write_report(report, report_path, [Path(p) for p in args.paths])
     if report_error:
@@ -286,6 +326,17 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
         soft_wrap=True,
     )
     return EXIT_OK if report.ok and not report_error else EXIT_FAILED
+
+
+def run_status(args: argparse.Namespace) -> int:
+    out = Console()
+    try:
+        standing = read_standing(args.outdir / JOURNAL_NAME)
+    except VeilError as e:
+        Console(stderr=True).print(f"veil: {e}", highlight=False, markup=False)
+        return EXIT_FAILED
+    out.print(status_lines(args.outdir, standing), highlight=False, markup=False, soft_wrap=True)
+    return EXIT_OK
 
 
 def run_review(args: argparse.Namespace) -> int:
@@ -355,6 +406,13 @@ def run_render(args: argparse.Namespace, options: AnonymizeOptions) -> int:
             kept = "; ".join(f"{k.id}: {k.reason}" for k in file.decisions.kept)
             out.print(f"  {file.output}: kept visible by choice: {kept}", highlight=False, markup=False)
     return EXIT_OK if report.ok and report.files and not report_error else EXIT_FAILED
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
 
 
 def _write_report(report: RunReport | VerifyRunReport, path: Path, inputs: list[Path]) -> str | None:

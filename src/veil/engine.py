@@ -75,12 +75,13 @@ class Net:
     """One inference session over a graph; safe to call from one thread at a time."""
 
     def __init__(self, model: onnx.ModelProto, outputs: Sequence[str], threads: int | None = None) -> None:
-        """`threads`: intra-op threads (default: one per core). A session with
+        """`threads`: intra-op threads (default: one per core this process may
+        run on: a `--jobs` worker has its share). A session with
         one thread has no thread pool at all."""
         onnxruntime = _onnxruntime()
         options = onnxruntime.SessionOptions()
         options.log_severity_level = _ERRORS_ONLY
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0)) or 1
         options.inter_op_num_threads = 1
         # Idle workers sleep instead of spinning, leaving the cores to the
         # decoding and encoding threads that run beside detection.

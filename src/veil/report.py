@@ -219,7 +219,7 @@ class RunReport:
             veil_version=data["veil_version"],
             model=ModelInfo(**data["model"]) if data.get("model") else None,
             options=data["options"],
-            files=[_file_from_dict(f) for f in data["files"]],
+            files=[file_from_dict(f) for f in data["files"]],
             warnings=list(data.get("warnings", [])),
             boxes_file=data.get("boxes_file"),
             verifier_models=[ModelInfo(**m) for m in data.get("verifier_models", [])],
@@ -234,7 +234,15 @@ class RunReport:
         return cls.from_json(path.read_text(encoding="utf-8"))
 
 
-def _file_from_dict(data: dict[str, Any]) -> FileReport:
+def file_to_dict(report: FileReport) -> dict[str, Any]:
+    """A file's report as JSON-ready data, whole (video boxes included)."""
+    data: dict[str, Any] = _plain(asdict(report))
+    if report.verification is not None:
+        data["verification"]["passed"] = report.verification.passed
+    return data
+
+
+def file_from_dict(data: dict[str, Any]) -> FileReport:
     fields = dict(data)
     fields["status"] = FileStatus(fields["status"])
     for key in ("faces", "not_masked"):

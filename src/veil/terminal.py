@@ -6,6 +6,7 @@ CLI calls these; the library never prints."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -18,6 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from veil.batch.journal import Standing
 from veil.jobs import Job
 from veil.rendering import RenderJob
 from veil.report import FileReport, FileStatus, RunReport, Verification
@@ -85,6 +87,25 @@ def print_verdict(console: Console, path: str, verification: Verification) -> No
     if len(verification.failures) > SHOWN_FINDINGS:
         more = len(verification.failures) - SHOWN_FINDINGS
         console.print(f"  ... and {more} more in the report", highlight=False, markup=False)
+
+
+def status_lines(folder: Path, standing: Standing) -> str:
+    """`veil status`: where a batch stands, in two lines."""
+    left = standing.pending + standing.running
+    parts = [f"{standing.done} of {standing.total} files done"]
+    if standing.verification_failed:
+        parts[0] += f" ({standing.verification_failed} FAILED VERIFICATION: review them)"
+    parts.append(f"{standing.failed} failed")
+    parts.append(f"{left} to do")
+    if standing.running:
+        parts[-1] += f" ({standing.running} in progress, or cut off: a new run redoes them)"
+    when = (
+        datetime.fromtimestamp(standing.updated).astimezone().isoformat(timespec="seconds")
+        if standing.updated
+        else "never"
+    )
+    state = "complete" if not left and standing.total else "incomplete: run the same command to resume"
+    return f"{folder}: {', '.join(parts)}\nbatch {state}; last change {when}"
 
 
 def summary_line(report: RunReport, report_path: Path | None) -> str:

@@ -1,0 +1,125 @@
+"""A batch run: the planned jobs, those the journal has done taken as they
+are, the rest done in this process (`jobs=1`) or by worker processes, each
+recorded in the journal as it ends. The report lists every file in the
+planned order, so a resumed batch's report is the one an uninterrupted run
+would have written."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from functools import partial
+from typing import TypeVar
+
+from veil import devices
+from veil.batch.journal import Journal, JournalError, fingerprint, options_key
+from veil.batch.workers import WorkerPool
+from veil.detect import Detector
+from veil.jobs import Job
+from veil.media.files import output_root
+from veil.options import AnonymizeOptions
+from veil.pipeline import FrameProgress, anonymize_file, new_run_report, veil_version
+from veil.report import FileReport, FileStatus, RunReport
+from veil.verify import Verifier
+
+Progress = Callable[[FileReport], None]
+T = TypeVar("T")
+
+
+def run_batch(
+    planned: list[Job | FileReport],
+    options: AnonymizeOptions,
+    journal: Journal | None = None,
+    jobs: int = 1,
+    progress: Progress | None = None,
+    on_frame: FrameProgress | None = None,
+    detector: Detector | None = None,
+) -> RunReport:
+    """Carry out `planned`, resuming from `journal` when given. A journal
+    that cannot be written (a full disk, a read-only folder) costs the
+    batch its resumability, said in the report's warnings, not its files."""
+    kept = _Kept(journal)
+    key = options_key(asdict(options), veil_version())
+    planned_jobs = [entry for entry in planned if isinstance(entry, Job)]
+    kept.call(lambda j: j.recover())
+    gone = [
+        FileReport(
+            input=str(source),
+            status=FileStatus.SKIPPED,
+            output=str(target),
+            error="the input is gone since an earlier run of this batch; its output stays",
+        )
+        for source, target in kept.call(lambda j: j.gone(planned_jobs)) or []
+    ]
+    kept.call(lambda j: j.plan(planned_jobs))
+    results: dict[int, FileReport] = {}
+    todo: list[tuple[int, Job]] = []
+    for index, entry in enumerate(planned):
+        if isinstance(entry, FileReport):
+            results[index] = entry
+            continue
+        done = kept.call(partial(Journal.finished, job=entry, options=key))
+        if done is None:
+            todo.append((index, entry))
+        else:
+            results[index] = done
+    for index in sorted(results):
+        if progress is not None:
+            progress(results[index])
+
+    prints: dict[str, str | None] = {}
+
+    def starting(job: Job) -> None:
+        try:
+            prints[str(job.target)] = fingerprint(job.source)
+        except OSError:
+            prints[str(job.target)] = None
+        kept.call(lambda j: j.start(job))
+
+    def ended(index: int, job: Job, report: FileReport) -> None:
+        results[index] = report
+        print_ = prints.pop(str(job.target), None)
+        kept.call(lambda j: j.finish(job, report, key, print_))
+        if progress is not None:
+            progress(report)
+
+    if jobs > 1 and len(todo) > 1:
+        pool = WorkerPool(min(jobs, len(todo)), options)
+        try:
+            head = pool.describe()
+            for index, job, report in pool.run(todo, starting):
+                ended(index, job, report)
+        except BaseException:
+            pool.close(cancel=True)
+            raise
+        pool.close()
+    else:
+        detector = detector or devices.face_detector(options)
+        verifier = Verifier(options.verification, options.device) if options.verify else None
+        head = new_run_report(options, detector, verifier)
+        for index, job in todo:
+            starting(job)
+            with output_root(job.root):
+                report = anonymize_file(job.source, job.target, options, detector, on_frame, verifier)
+            ended(index, job, report)
+    head.files = [results[index] for index in range(len(planned))] + gone
+    head.warnings.extend(kept.warnings)
+    return head
+
+
+class _Kept:
+    """The journal while it can be written; after its first failure, none."""
+
+    def __init__(self, journal: Journal | None) -> None:
+        self.journal = journal
+        self.warnings: list[str] = []
+
+    def call(self, action: Callable[[Journal], T]) -> T | None:
+        if self.journal is None:
+            return None
+        try:
+            return action(self.journal)
+        except JournalError as e:
+            self.journal = None
+            self.warnings.append(f"warning: {e}; this batch cannot be resumed from here on")
+            return None
