@@ -40,9 +40,13 @@ def with_progress(
     with _progress_bar(out, total, has_video) as bar:
         task = bar.add_task("files", total=total)
         frames = bar.add_task("frames", total=None, visible=False)
+        failed = 0
 
         def step(file: FileReport) -> None:
+            nonlocal failed
             if file.status is FileStatus.FAILED:
+                failed += 1
+                bar.update(task, description=f"files ({failed} failed)")
                 errors.print(
                     f"error: {file.input}: {file.error}", highlight=False, markup=False, soft_wrap=True
                 )
