@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -284,3 +287,22 @@ def test_outputs_keep_about_the_input_s_bit_rate(tmp_path: Path) -> None:
     # 1.4x measured: the one-second buffer lets the start of a 3 s clip run over
     assert sizes[1.2] <= 1.6 * source.stat().st_size
     assert sizes[0.0] >= 3 * source.stat().st_size
+
+
+VEIL = [sys.executable, "-m", "veil", "anonymize"]
+
+
+def test_the_output_does_not_depend_on_the_cores_it_was_made_on(
+    tmp_path: Path, astronaut: npt.NDArray[np.uint8]
+) -> None:
+    source = tmp_path / "in" / "walk.mp4"
+    source.parent.mkdir()
+    make_clip(source, astronaut, frames=8)
+    made = []
+    for name, cores in (("all", None), ("one", {min(os.sched_getaffinity(0))})):
+        command = [*VEIL, str(source), "-o", str(tmp_path / name), "-q", "--no-verify"]
+        preexec = (lambda cores=cores: os.sched_setaffinity(0, cores)) if cores else None
+        done = subprocess.run(command, preexec_fn=preexec, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        made.append((tmp_path / name / "walk.mp4").read_bytes())
+    assert made[0] == made[1]  # the encoder's threads are fixed, not taken from the cores

@@ -54,6 +54,9 @@ _NEUTRAL_TAGS = {
 # WebM), so neither HLS, DASH, concat nor any other list can name a source.
 _DEMUXING = {"protocol_whitelist": "file", "format_whitelist": "mov,matroska"}
 _NO_PIXELS = np.zeros((0, 0, 3), np.uint8)
+# Encoders decide by their thread count: a fixed one makes the same output
+# bytes on every machine and with any --jobs (x264 would take 1.5 per core).
+_ENCODER_THREADS = "4"
 
 
 @dataclass(frozen=True)
@@ -335,9 +338,10 @@ class VideoSink:
                 "row-mt": "1",
                 "cpu-used": "4",
                 "deadline": "good",
+                "threads": _ENCODER_THREADS,
             }
         else:
-            stream.options = {"crf": str(crf), "preset": "fast"}
+            stream.options = {"crf": str(crf), "preset": "fast", "threads": _ENCODER_THREADS}
             if bitrate_cap and probe.bit_rate:
                 # Constant quality until the rate would pass the cap: x264's
                 # VBV buffer then holds it, over about a second.
