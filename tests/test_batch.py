@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 from veil.batch.journal import JOURNAL_NAME, Journal, read_standing
+from veil.batch.workers import FrameTally
 from veil.errors import VeilError
 from veil.media.video import VideoSource
 
@@ -223,3 +224,11 @@ def test_status_says_where_a_batch_stands_without_changing_it(tmp_path: Path) ->
     assert "0 of 3 files done, 0 failed, 3 to do (1 in progress" in shown.stdout
     assert "incomplete" in shown.stdout
     assert (out / JOURNAL_NAME).read_bytes() == before
+
+
+def test_frames_in_flight_are_summed_over_the_workers() -> None:
+    tally = FrameTally()
+    assert tally.update(101, 10, 100) == (10, 100)
+    assert tally.update(202, 5, 50) == (15, 150)
+    assert tally.update(101, 20, 100) == (25, 150)
+    assert tally.update(101, 0, 0) == (5, 50)  # its video is done: it leaves the sum

@@ -84,7 +84,7 @@ def run_batch(
             progress(report)
 
     if jobs > 1 and len(todo) > 1:
-        pool = WorkerPool(min(jobs, len(todo)), options)
+        pool = WorkerPool(min(jobs, len(todo)), options, on_frame)
         try:
             head = pool.describe()
             for index, job, report in pool.run(todo, starting):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -23,6 +24,7 @@ from typing import Any
 from veil.jobs import Job, failure_report
 from veil.media.files import output_root
 from veil.options import AnonymizeOptions
+from veil.pipeline import FrameProgress, anonymize_file, new_run_report
 from veil.report import FileReport, RunReport
 from veil.verify import Verifier
 
@@ -55,12 +57,13 @@ class _State:
     options: AnonymizeOptions
     detector: Any
     verifier: Verifier | None
+    frames: Any  # a queue for (worker, frames done, frames expected), or None
 
 
 _state: _State | None = None
 
 
-def _start_worker(options: AnonymizeOptions, shares: Any) -> None:
+def _start_worker(options: AnonymizeOptions, shares: Any, frames: Any) -> None:
     global _state
     with contextlib.suppress(Exception):  # without its share: the whole machine, slower, not wrong
         os.sched_setaffinity(0, shares.get(timeout=30))
@@ -68,20 +71,28 @@ def _start_worker(options: AnonymizeOptions, shares: Any) -> None:
 
     detector = devices.face_detector(options)
     verifier = Verifier(options.verification, options.device) if options.verify else None
-    _state = _State(options, detector, verifier)
+    _state = _State(options, detector, verifier, frames)
 
 
 def _anonymize(job: Job) -> FileReport:
-    from veil.pipeline import anonymize_file
-
     assert _state is not None
-    with output_root(job.root):
-        return anonymize_file(job.source, job.target, _state.options, _state.detector, None, _state.verifier)
+    frames = _state.frames
+
+    def on_frame(done: int, expected: int) -> None:
+        if frames is not None and (done % 10 == 0 or done == expected):
+            frames.put((os.getpid(), done, expected))
+
+    try:
+        with output_root(job.root):
+            return anonymize_file(
+                job.source, job.target, _state.options, _state.detector, on_frame, _state.verifier
+            )
+    finally:
+        if frames is not None:
+            frames.put((os.getpid(), 0, 0))  # this worker's video, if any, is over
 
 
 def _describe() -> Any:
-    from veil.pipeline import new_run_report
-
     assert _state is not None
     return new_run_report(_state.options, _state.detector, _state.verifier)
 
@@ -89,19 +100,34 @@ def _describe() -> Any:
 class WorkerPool:
     """`jobs` worker processes anonymizing files with `options`."""
 
-    def __init__(self, jobs: int, options: AnonymizeOptions) -> None:
+    def __init__(self, jobs: int, options: AnonymizeOptions, on_frame: FrameProgress | None = None) -> None:
         self.jobs = jobs
         self.options = options
         self._context = multiprocessing.get_context("spawn")
+        self._frames = self._context.Queue() if on_frame is not None else None
         self._pool = self._new_pool()
+        self._watcher: threading.Thread | None = None
+        if on_frame is not None:
+            self._watcher = threading.Thread(target=self._watch, args=(on_frame,), daemon=True)
+            self._watcher.start()
 
     def _new_pool(self) -> ProcessPoolExecutor:
         shares = self._context.Queue()
         for share in core_shares(self.jobs):
             shares.put(share)
         return ProcessPoolExecutor(
-            self.jobs, mp_context=self._context, initializer=_start_worker, initargs=(self.options, shares)
+            self.jobs,
+            mp_context=self._context,
+            initializer=_start_worker,
+            initargs=(self.options, shares, self._frames),
         )
+
+    def _watch(self, on_frame: FrameProgress) -> None:
+        """The frames of the videos in flight, summed over the workers."""
+        assert self._frames is not None
+        progress = FrameTally()
+        while (message := self._frames.get()) is not None:
+            on_frame(*progress.update(*message))
 
     def describe(self) -> RunReport:
         """The run report's head (versions, models), from a worker's models."""
@@ -144,6 +170,26 @@ class WorkerPool:
 
     def close(self, cancel: bool = False) -> None:
         self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
+        if self._frames is not None and self._watcher is not None:
+            self._frames.put(None)
+            self._watcher.join(5)
+
+
+class FrameTally:
+    """Frames done and expected of the videos being worked on, over workers."""
+
+    def __init__(self) -> None:
+        self._by_worker: dict[int, tuple[int, int]] = {}
+
+    def update(self, worker: int, done: int, expected: int) -> tuple[int, int]:
+        if expected == 0 and done == 0:
+            self._by_worker.pop(worker, None)
+        else:
+            self._by_worker[worker] = (done, expected)
+        return (
+            sum(d for d, _ in self._by_worker.values()),
+            sum(e for _, e in self._by_worker.values()),
+        )
 
 
 class _WorkerDied(Exception):
