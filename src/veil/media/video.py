@@ -133,6 +133,14 @@ class VideoSource:
             raise UnsupportedFormatError("the audio stream's codec is unknown or damaged")
         if codec.width <= 0 or codec.height <= 0:
             raise CorruptInputError("video stream has no frame size")
+        if codec.width * codec.height > self.limits.max_video_pixels:
+            raise ImageTooLargeError(
+                f"video frames are {codec.width}x{codec.height}, more than the limit of "
+                f"{self.limits.max_video_pixels} pixels"
+            )
+        # FFmpeg's own cap too, for frames that grow after the header (a new
+        # sequence header mid-stream): the decoder refuses them.
+        codec.options = {"max_pixels": str(self.limits.max_video_pixels)}
         rotation = _first_rotation(self._container, video)
         turns = round((rotation or 0) / 90) % 4
         width, height = (codec.height, codec.width) if turns % 2 else (codec.width, codec.height)
@@ -153,11 +161,6 @@ class VideoSource:
         """Refuse, from the headers, sizes no camera makes (a crafted file can
         declare anything, and decoders allocate for what is declared)."""
         probe, limits = self.probe, self.limits
-        if probe.width * probe.height > limits.max_video_pixels:
-            raise ImageTooLargeError(
-                f"video frames are {probe.width}x{probe.height}, more than the limit of "
-                f"{limits.max_video_pixels} pixels"
-            )
         if probe.frames > limits.max_video_frames:
             raise ImageTooLargeError(
                 f"video declares {probe.frames} frames, more than the limit of {limits.max_video_frames}"
