@@ -150,3 +150,15 @@ def test_files_the_fuzzer_found_are_refused_as_damaged(name: str, capfd: pytest.
         with pytest.raises(CorruptInputError, match="damaged image data"):
             read_image(Path(__file__).parent / "data" / "fuzz" / name, limits)
     assert capfd.readouterr().err == ""  # and no warning of Pillow's on the terminal
+
+
+def test_a_decoding_server_killed_between_files_is_started_again() -> None:
+    from veil.media import isolate
+
+    assert isolated(_pixels, 2, limits=InputLimits()).shape == (2, 2, 3)
+    assert isolate._server is not None
+    isolate._server.kill()  # not waited for: veil learns of it only when it next writes or reads
+    assert isolated(_pixels, 3, limits=InputLimits()).shape == (3, 3, 3)
+    isolate._server.kill()
+    isolate._server.wait()
+    assert isolated(_pixels, 4, limits=InputLimits()).shape == (4, 4, 3)

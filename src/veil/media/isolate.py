@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from veil.errors import DecodeLimitError, VeilError
 from veil.options import InputLimits
@@ -55,20 +55,32 @@ def isolated(work: Callable[..., T], *args: Any, limits: InputLimits) -> T:
     returned or its VeilError raised here. `work` calls `beat()` whenever it
     makes progress (a video frame decoded): each call restarts the clock."""
     with _lock:
-        server = _running_server()
-        assert server.stdin is not None and server.stdout is not None
-        try:
-            _send(server.stdin.fileno(), (work, args, limits.decode_memory))
-            result: T = _outcome(server.stdout.fileno(), limits)
-            return result
-        except VeilError:
-            raise  # the exchange ended as it should: the server is ready for the next file
-        except (OSError, EOFError) as e:
-            _stop(server)
-            raise DecodeLimitError(f"the decoding process failed: {e}") from e
-        except BaseException:  # interrupted mid-exchange: a fresh server for the next file
-            _stop(server)
-            raise
+        for attempt in (1, 2):
+            server = _running_server()
+            try:
+                try:
+                    _send(_pipe(server.stdin), (work, args, limits.decode_memory))
+                except OSError as e:
+                    raise _NotStarted from e
+                result: T = _outcome(server, limits)
+                return result
+            except VeilError:
+                raise  # the exchange ended as it should: the server is ready for the next file
+            except _NotStarted as e:  # the server had gone (killed between two files): afresh, once
+                _stop(server)
+                if attempt == 2:
+                    raise DecodeLimitError("the decoding process could not be started") from e
+            except (OSError, EOFError) as e:
+                _stop(server)
+                raise DecodeLimitError(f"the decoding process failed: {e}") from e
+            except BaseException:  # interrupted mid-exchange: a fresh server for the next file
+                _stop(server)
+                raise
+        raise AssertionError("unreachable")
+
+
+class _NotStarted(Exception):
+    """The server ended before a child took the request."""
 
 
 _lock = threading.Lock()
@@ -89,24 +101,38 @@ def _running_server() -> subprocess.Popen[bytes]:
     return _server
 
 
+def _pipe(stream: IO[bytes] | None) -> int:
+    assert stream is not None
+    return stream.fileno()
+
+
 def _stop(server: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(OSError):
         server.kill()
     server.wait()
 
 
-def _outcome(replies: int, limits: InputLimits) -> Any:
+def _outcome(server: subprocess.Popen[bytes], limits: InputLimits) -> Any:
     """Read the child's messages until the server says it has ended."""
+    replies = _pipe(server.stdout)
     child = 0
     answer: tuple[str, Any] | None = None
     stopped = ""
     while True:
         timeout = None if stopped else limits.decode_seconds
-        message = _receive(replies, timeout)
+        try:
+            message = _receive(replies, timeout)
+        except EOFError:
+            if not child:
+                raise _NotStarted from None
+            raise
         if message is None:  # the clock ran out: stop the child, then hear the server
             stopped = (
                 f"decoding stopped: no progress in {limits.decode_seconds:g} s (the per-file time limit)"
             )
+            if not child:  # no child yet: the server itself is stuck
+                _stop(server)
+                raise DecodeLimitError(stopped)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
             continue
