@@ -27,8 +27,11 @@ from PIL import Image
 
 from veil.batch.journal import JOURNAL_NAME
 from veil.cli import main
-from veil.errors import OutputError, OutputExistsError
+from veil.errors import CorruptInputError, OutputError, OutputExistsError
 from veil.media.files import TEMPORARY_NAME, atomic_output, output_root, publish_bytes
+from veil.pipeline import anonymize_file
+from veil.plan.files import plan_path
+from veil.report import FileStatus
 
 from videos import make_clip
 
@@ -365,3 +368,22 @@ def test_a_run_killed_mid_write_leaves_no_output_and_the_next_one_cleans_up(
         assert (out / ".veil-notes.part.txt").read_text() == "not veil's pattern"
     finally:
         os.close(held)
+
+
+def test_an_output_that_cannot_be_verified_is_not_left(
+    astronaut: npt.NDArray[np.uint8], tmp_path: Path
+) -> None:
+    # The fuzzer found a damaged clip that FFmpeg decoded whole once and
+    # refused the next time: verification, reading the original again, failed
+    # after the output had landed. Such an output must go.
+    source = photo(tmp_path / "in" / "a.jpg", astronaut, 160)
+
+    class Unverifiable:
+        def verify(self, *args: object, **kwargs: object) -> None:
+            raise CorruptInputError("damaged video data at frame 0")
+
+    target = tmp_path / "out" / "a.jpg"
+    report = anonymize_file(source, target, verifier=Unverifiable())  # type: ignore[arg-type]
+    assert report.status is FileStatus.FAILED and report.error == "damaged video data at frame 0"
+    assert not target.exists() and not plan_path(target).exists()
+    assert partials(tmp_path / "out") == []

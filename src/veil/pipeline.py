@@ -135,7 +135,14 @@ def anonymize_file(
         else:
             report, plan = _anonymize_photo(source, target, options, detector)
         save_beside(plan, plan_file, target)
-        return verified_report(replace(report, plan=str(plan_file)), source, target, plan, options, verifier)
+        try:
+            return verified_report(
+                replace(report, plan=str(plan_file)), source, target, plan, options, verifier
+            )
+        except BaseException:  # an output that could not be checked is not left behind
+            remove_output(plan_file)
+            remove_output(target)
+            raise
     except VeilError as e:
         return failure_report(source, e)
     except Exception as e:  # fail closed on anything unforeseen, keep the batch going
