@@ -37,7 +37,8 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSink, VideoSource
+from veil.media.encode import VideoSink
+from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSource
 from veil.options import VideoOptions
 from veil.retinaface import RetinaFaceDetector
 from veil.second_look import SecondLook

@@ -260,7 +260,8 @@ def test_faces_only_the_finest_pass_sees_are_masked_in_every_frame(
 def test_outputs_keep_about_the_input_s_bit_rate(tmp_path: Path) -> None:
     """A grainy clip stored at a low rate: re-encoded at crf 20 alone it
     grows more than three times over; under the cap it stays near its size."""
-    from veil.media.video import VideoFrameIn, VideoSink, VideoSource
+    from veil.media.encode import VideoSink
+    from veil.media.video import VideoFrameIn, VideoSource
     from veil.options import AudioMode
 
     source = tmp_path / "grain.mp4"

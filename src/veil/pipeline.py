@@ -27,9 +27,10 @@ from veil.detect import Detector
 from veil.detections import Detections
 from veil.errors import OutputExistsError, VeilError
 from veil.jobs import Job, default_target, failure_report, is_video, plan_jobs
+from veil.media.encode import VideoSink
 from veil.media.files import atomic_output, check_input_file, output_root, remove_output
 from veil.media.image import read_image, write_image
-from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSink, VideoSource
+from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSource
 from veil.models import ModelSpec
 from veil.options import AnonymizeOptions
 from veil.plan.files import file_sha256, plan_path, save_plan

@@ -21,9 +21,10 @@ from veil.background import Worker, prefetched
 from veil.detections import Detections
 from veil.errors import PlanError
 from veil.masks import cover, head_ellipses
+from veil.media.encode import VideoSink
 from veil.media.files import atomic_output, check_input_file
 from veil.media.image import read_image, write_image
-from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSink, VideoSource
+from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSource
 from veil.options import InputLimits, MaskOptions, VideoOptions
 from veil.plan.model import Mask, Plan, Shape
 
