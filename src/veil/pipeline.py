@@ -26,9 +26,9 @@ from veil.choose import Choice, ChoosingDetector, Reason
 from veil.detect import Detector
 from veil.detections import Detections
 from veil.errors import OutputExistsError, VeilError
-from veil.jobs import Job, default_target, failure_report, is_video, plan_jobs
+from veil.jobs import default_target, failure_report, is_video, plan_jobs
 from veil.media.encode import VideoSink
-from veil.media.files import atomic_output, check_input_file, output_root, remove_output
+from veil.media.files import atomic_output, check_input_file, remove_output
 from veil.media.image import read_image, write_image
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSource
 from veil.models import ModelSpec
@@ -381,34 +381,11 @@ def anonymize_paths(
     found in (a file given directly lands at the top of `out_dir`); without,
     it is written beside its input as NAME.veil.EXT.
     """
+    from veil.batch.run import run_batch  # here: the batch builds on this module
+
     out = Path(out_dir) if out_dir is not None else None
-    return run_jobs(plan_jobs([Path(p) for p in paths], out), options, progress, detector, on_frame)
-
-
-def run_jobs(
-    planned: list[Job | FileReport],
-    options: AnonymizeOptions | None = None,
-    progress: Progress | None = None,
-    detector: Detector | None = None,
-    on_frame: FrameProgress | None = None,
-) -> RunReport:
-    """Carry out planned jobs in order; planned reports (skips) pass straight through."""
-    options = options or AnonymizeOptions()
-    detector = detector or devices.face_detector(options)
-    verifier = Verifier(options.verification, options.device) if options.verify else None
-    report = new_run_report(options, detector, verifier)
-    for entry in planned:
-        if isinstance(entry, FileReport):
-            file_report = entry
-        else:
-            with output_root(entry.root):
-                file_report = anonymize_file(
-                    entry.source, entry.target, options, detector, on_frame, verifier
-                )
-        report.files.append(file_report)
-        if progress is not None:
-            progress(file_report)
-    return report
+    planned = plan_jobs([Path(p) for p in paths], out)
+    return run_batch(planned, options or AnonymizeOptions(), None, 1, progress, on_frame, detector)
 
 
 def new_run_report(options: AnonymizeOptions, detector: Detector, verifier: Verifier | None) -> RunReport:

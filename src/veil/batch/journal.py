@@ -35,6 +35,7 @@ from typing import Any
 
 from veil.errors import VeilError
 from veil.jobs import Job
+from veil.media.files import output_root, remove_output
 from veil.plan.files import plan_path
 from veil.report import FileReport, FileStatus, file_from_dict, file_to_dict
 
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
     target TEXT PRIMARY KEY,
     source TEXT NOT NULL,
+    root TEXT,                       -- the output folder below which no link is followed
     state TEXT NOT NULL,             -- pending, running, done, failed
     claimed INTEGER NOT NULL DEFAULT 0,
     fingerprint TEXT,
@@ -139,30 +141,30 @@ class Journal:
         removed (they are its own; nothing else is touched) and every job
         forgotten."""
         rows = self._db.execute(
-            "SELECT target FROM jobs WHERE state = 'done' OR (state = 'running' AND claimed = 1)"
+            "SELECT target, root FROM jobs WHERE state = 'done' OR (state = 'running' AND claimed = 1)"
         ).fetchall()
-        for (target,) in rows:
-            _remove_outputs(Path(target))
+        for target, root in rows:
+            _remove_outputs(Path(target), root)
         with self._writing() as db:
             db.execute("DELETE FROM jobs")
 
-    def recover(self) -> list[Path]:
-        """Undo the half-recorded work of a run that was cut off; the outputs removed."""
-        removed = []
-        rows = self._db.execute("SELECT target FROM jobs WHERE state = 'running' AND claimed = 1").fetchall()
-        for (target,) in rows:
-            removed += _remove_outputs(Path(target))
+    def recover(self) -> None:
+        """Undo the half-recorded work of a run that was cut off."""
+        rows = self._db.execute(
+            "SELECT target, root FROM jobs WHERE state = 'running' AND claimed = 1"
+        ).fetchall()
+        for target, root in rows:
+            _remove_outputs(Path(target), root)
         with self._writing() as db:
             db.execute("UPDATE jobs SET state = 'pending', claimed = 0 WHERE state = 'running'")
-        return removed
 
     def plan(self, jobs: list[Job]) -> None:
         """Record the batch's jobs; those known already keep their state."""
         with self._writing() as db:
             db.executemany(
-                "INSERT INTO jobs (target, source, state) VALUES (?, ?, 'pending') "
-                "ON CONFLICT (target) DO UPDATE SET source = excluded.source",
-                [(str(job.target), str(job.source)) for job in jobs],
+                "INSERT INTO jobs (target, source, root, state) VALUES (?, ?, ?, 'pending') "
+                "ON CONFLICT (target) DO UPDATE SET source = excluded.source, root = excluded.root",
+                [(str(job.target), str(job.source), str(job.root) if job.root else None) for job in jobs],
             )
 
     def gone(self, jobs: list[Job]) -> list[tuple[Path, Path]]:
@@ -202,7 +204,7 @@ class Journal:
         removed: they are this batch's own, and out of date."""
         row = self._db.execute("SELECT state FROM jobs WHERE target = ?", (str(job.target),)).fetchone()
         if row is not None and row[0] == "done":
-            _remove_outputs(job.target)
+            _remove_outputs(job.target, str(job.root) if job.root else None)
         claimed = not (os.path.lexists(job.target) or os.path.lexists(plan_path(job.target)))
         with self._writing() as db:
             db.execute(
@@ -240,14 +242,13 @@ def _locked(path: Path) -> int:
     return fd
 
 
-def _remove_outputs(target: Path) -> list[Path]:
-    """Remove an output of this batch's and its plan (links, not what they point to)."""
-    removed = []
-    for path in (target, plan_path(target)):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-            removed.append(path)
-    return removed
+def _remove_outputs(target: Path, root: str | None) -> None:
+    """Remove an output of this batch's and its plan, reaching them from the
+    output folder as they were written (no link below it followed)."""
+    with output_root(Path(root) if root else None):
+        for path in (target, plan_path(target)):
+            with contextlib.suppress(OSError, VeilError):  # refused (a link): the job then fails alone
+                remove_output(path)
 
 
 def read_standing(path: Path) -> Standing:

@@ -18,11 +18,10 @@ from veil.detect import Detector
 from veil.jobs import Job
 from veil.media.files import output_root
 from veil.options import AnonymizeOptions
-from veil.pipeline import FrameProgress, anonymize_file, new_run_report, veil_version
+from veil.pipeline import FrameProgress, Progress, anonymize_file, new_run_report, veil_version
 from veil.report import FileReport, FileStatus, RunReport
 from veil.verify import Verifier
 
-Progress = Callable[[FileReport], None]
 T = TypeVar("T")
 
 
