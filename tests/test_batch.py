@@ -21,92 +21,24 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
+from batches import (
+    FAST,
+    VEIL,
+    descendants_running_veil,
+    done,
+    kill_at_random,
+    make_archive,
+    same_batch,
+    same_video,
+    veil,
+)
 from veil.batch.journal import JOURNAL_NAME, Journal, read_standing
 from veil.batch.workers import FrameTally
-from veil.errors import VeilError
-from veil.media.video import VideoSource
-
-from videos import make_clip
-
-VEIL = [sys.executable, "-m", "veil", "anonymize"]
-FAST = ["--no-verify", "-q"]  # resuming does not depend on verification; it halves the time
 
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory, astronaut: npt.NDArray[np.uint8]) -> Path:
-    """Six photos in two folders and a short clip."""
-    folder = tmp_path_factory.mktemp("archive")
-    for index in range(6):
-        sub = folder / ("day1" if index < 3 else "day2")
-        sub.mkdir(exist_ok=True)
-        crop = np.ascontiguousarray(np.roll(astronaut, 40 * index, axis=1)[:384, :384])
-        Image.fromarray(crop).save(sub / f"p{index}.jpg", quality=90)
-    make_clip(folder / "day2" / "walk.mp4", astronaut, frames=16)
-    return folder
-
-
-def veil(archive: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    command = [*VEIL, str(archive), "-o", str(out), *FAST, *extra]
-    return subprocess.run(command, capture_output=True, text=True)
-
-
-def outputs(folder: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(folder)): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.suffix in (".jpg", ".mp4")
-    }
-
-
-def frames_and_times(path: Path) -> tuple[list[bytes], list[int]]:
-    with VideoSource(path) as video:
-        items = [m for m in video.iter_media() if not hasattr(m, "stream")]
-    return [f.pixels.tobytes() for f in items], [f.pts for f in items]
-
-
-def same_files(report: Path, reference: Path, out: Path, ref: Path) -> None:
-    """The two reports list the same files with the same results, paths aside."""
-    mine = json.loads(report.read_text())["files"]
-    theirs = json.loads(reference.read_text())["files"]
-    assert json.dumps(mine).replace(str(out), "OUT") == json.dumps(theirs).replace(str(ref), "OUT")
-
-
-def temporary_files(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob(".veil-*") if ".part" in p.name]
-
-
-def done(out: Path) -> int:
-    try:
-        return read_standing(out / JOURNAL_NAME).done
-    except VeilError:
-        return 0
-
-
-def kill_at_random(archive: Path, out: Path, rng: random.Random, times: int, *extra: str) -> int:
-    """Start the batch and SIGKILL its process group at a random moment,
-    `times` times; the kills made (a run that ends first is not killed).
-    The moments are set by progress, not by the clock: while an output is
-    being written, or once one or two more files are done, then a random
-    fraction of a second later."""
-    kills = 0
-    for _ in range(times):
-        writing = rng.random() < 0.5
-        target = done(out) + rng.choice((1, 2))
-        run = subprocess.Popen(
-            [*VEIL, str(archive), "-o", str(out), *FAST, *extra],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        while run.poll() is None:
-            if temporary_files(out) if writing else done(out) >= target:
-                time.sleep(rng.uniform(0.0, 0.4))
-                os.killpg(run.pid, signal.SIGKILL)
-                kills += 1
-                break
-            time.sleep(0.02)
-        run.wait()
-    return kills
+    return make_archive(tmp_path_factory.mktemp("archive"), astronaut)
 
 
 def test_a_batch_killed_again_and_again_ends_as_if_never_stopped(archive: Path, tmp_path: Path) -> None:
@@ -116,58 +48,36 @@ def test_a_batch_killed_again_and_again_ends_as_if_never_stopped(archive: Path, 
     assert kills >= 2
     finished = veil(archive, out)
     assert finished.returncode == 0, finished.stderr
-    mine, theirs = outputs(out), outputs(ref)
-    assert mine.keys() == theirs.keys()
-    for name in mine:
-        if name.endswith(".jpg"):
-            assert mine[name] == theirs[name], name  # byte for byte
-    assert frames_and_times(out / "day2" / "walk.mp4") == frames_and_times(ref / "day2" / "walk.mp4")
-    same_files(out / "veil-report.json", ref / "veil-report.json", out, ref)
-    assert temporary_files(out) == []
+    same_batch(out, ref)  # photos byte for byte, the same reports and boxes
+    same_video(out / "day2" / "walk.mp4", ref / "day2" / "walk.mp4")
     standing = read_standing(out / JOURNAL_NAME)
     assert (standing.done, standing.failed, standing.pending, standing.running) == (7, 0, 0, 0)
 
 
 def test_worker_processes_resume_too_and_survive_a_killed_worker(archive: Path, tmp_path: Path) -> None:
-    ref, out = tmp_path / "ref", tmp_path / "out"
+    ref, out, hit = tmp_path / "ref", tmp_path / "out", tmp_path / "hit"
     assert veil(archive, ref, "--jobs", "2").returncode == 0
     assert kill_at_random(archive, out, random.Random(11), 2, "--jobs", "2") >= 1
+    resumed = veil(archive, out, "--jobs", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    same_batch(out, ref)
+
+    # A fresh batch, one of its workers killed once a file is done (five or
+    # more still to do): the pool is started again, the files in flight redone.
     run = subprocess.Popen(
-        [*VEIL, str(archive), "-o", str(out), *FAST, "--jobs", "2"], stderr=subprocess.PIPE, text=True
+        [*VEIL, str(archive), "-o", str(hit), *FAST, "--jobs", "2"], stderr=subprocess.PIPE, text=True
     )
-    workers: list[int] = []
-    deadline = time.monotonic() + 60
-    while len(workers) < 2 and time.monotonic() < deadline and run.poll() is None:
-        workers = _descendants_running_veil(run.pid)
-        time.sleep(0.2)
-    if workers:
-        time.sleep(2.0)  # into its first file
-        os.kill(workers[0], signal.SIGKILL)
+    killed = False
+    while run.poll() is None and not killed:
+        workers = descendants_running_veil(run.pid)
+        if len(workers) == 2 and done(hit) >= 1:
+            os.kill(workers[0], signal.SIGKILL)
+            killed = True
+        time.sleep(0.05)
     _, said = run.communicate(timeout=300)
+    assert killed
     assert run.returncode == 0, said
-    assert outputs(out).keys() == outputs(ref).keys()
-    for name, data in outputs(out).items():
-        if name.endswith(".jpg"):
-            assert data == outputs(ref)[name], name
-    same_files(out / "veil-report.json", ref / "veil-report.json", out, ref)
-    assert temporary_files(out) == []
-
-
-def _descendants_running_veil(pid: int) -> list[int]:
-    """The worker processes under `pid` (spawned Python processes)."""
-    found = []
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return []
-    for child in map(int, children):
-        try:
-            command = Path(f"/proc/{child}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"multiprocessing" in command and b"spawn_main" in command:
-            found.append(child)
-    return found
+    same_batch(hit, ref)
 
 
 def test_a_changed_input_is_redone_a_deleted_one_reported(
@@ -232,3 +142,26 @@ def test_frames_in_flight_are_summed_over_the_workers() -> None:
     assert tally.update(202, 5, 50) == (15, 150)
     assert tally.update(101, 20, 100) == (25, 150)
     assert tally.update(101, 0, 0) == (5, 50)  # its video is done: it leaves the sum
+
+
+def test_a_job_tried_again_in_the_same_run_has_its_landed_output_removed(tmp_path: Path) -> None:
+    """A worker killed after its output landed but before it said so: the
+    file's next try finds the output there. It is the batch's own (the name
+    was free when the job began), so it goes; a file the batch did not make
+    stays."""
+    from veil.jobs import Job
+
+    out = tmp_path / "out"
+    out.mkdir()
+    mine, theirs = Job(tmp_path / "a.jpg", out / "a.jpg", out), Job(tmp_path / "b.jpg", out / "b.jpg", out)
+    (out / "b.jpg").write_bytes(b"not veil's")
+    with Journal(out / JOURNAL_NAME) as journal:
+        journal.plan([mine, theirs])
+        journal.start(mine)
+        journal.start(theirs)
+        (out / "a.jpg").write_bytes(b"landed")
+        (out / "a.jpg.plan.json").write_text("{}")
+        journal.start(mine)  # its worker died: tried again
+        journal.start(theirs)
+    assert not (out / "a.jpg").exists() and not (out / "a.jpg.plan.json").exists()
+    assert (out / "b.jpg").read_bytes() == b"not veil's"

@@ -201,9 +201,13 @@ class Journal:
     def start(self, job: Job) -> None:
         """Record that `job` begins. A job done before (its input or the
         options changed since, or its plan went) has its old output and plan
-        removed: they are this batch's own, and out of date."""
-        row = self._db.execute("SELECT state FROM jobs WHERE target = ?", (str(job.target),)).fetchone()
-        if row is not None and row[0] == "done":
+        removed: they are this batch's own, and out of date. So has a job
+        begun before in this run whose worker died: its output may have
+        landed just before the worker went."""
+        row = self._db.execute(
+            "SELECT state, claimed FROM jobs WHERE target = ?", (str(job.target),)
+        ).fetchone()
+        if row is not None and (row[0] == "done" or (row[0] == "running" and row[1])):
             _remove_outputs(job.target, str(job.root) if job.root else None)
         claimed = not (os.path.lexists(job.target) or os.path.lexists(plan_path(job.target)))
         with self._writing() as db:
