@@ -12,8 +12,10 @@ tried once more, then reported as failed.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -29,6 +31,21 @@ from veil.report import FileReport, RunReport
 from veil.verify import Verifier
 
 ATTEMPTS = 2  # a file whose worker dies twice is reported as failed
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Have the kernel kill this worker when the process that started it
+    dies. Killed with its batch (`kill -9`), a worker must not go on to land
+    an output that the next run, resuming, does not know of. (Ray's actors
+    are not in their driver's process group, so a signal to the group does
+    not reach them.)"""
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getppid()
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        return  # not Linux, or refused: the worker lives on as before
+    if os.getppid() != parent:  # the parent died before the signal was asked for
+        os._exit(1)
 
 
 def default_jobs() -> int:
@@ -65,6 +82,7 @@ _state: _State | None = None
 
 def _start_worker(options: AnonymizeOptions, shares: Any, frames: Any) -> None:
     global _state
+    die_with_parent()
     with contextlib.suppress(Exception):  # without its share: the whole machine, slower, not wrong
         os.sched_setaffinity(0, shares.get(timeout=30))
     from veil import devices
