@@ -215,6 +215,28 @@ def reviewed(sandbox: list[str], anonymized: Traced) -> Traced:
     )
 
 
+@pytest.fixture(scope="module")
+def rayed(sandbox: list[str], anonymized: Traced) -> Traced:
+    """The same batch with `--ray --jobs 2`: a Ray of veil's own, which veil
+    runs in a network namespace it makes itself (nested in the test's)."""
+    pytest.importorskip("ray", reason="veil[ray] is not installed")
+    if not sandbox or sandbox == ["unshare", "-n"]:
+        pytest.skip("no user namespaces here, and a local Ray runs only in one")
+    root = anonymized.cwd
+    env = fresh_home_env(root / "ray-home")
+    log = root / "ray.strace"
+    command = [*VEIL, "anonymize", "in", "-o", "out-ray", "--ray", "--jobs", "2"]
+    done = subprocess.run(
+        [*sandbox, *STRACE, "-o", str(log), *command],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return Traced(log.read_text(errors="replace"), root / "ray-home", root, done.returncode, done.stderr)
+
+
 def calls(log: str, names: set[str]) -> Iterator[tuple[str, str]]:
     """(syscall, the rest of its line) for each entry of the named calls."""
     for line in log.splitlines():
@@ -292,7 +314,7 @@ def test_anonymize_verifies_with_recognition(anonymized: Traced) -> None:
     assert any(m["name"].startswith("dlib") for m in report["verifier_models"])
 
 
-@pytest.mark.parametrize("run", ["anonymized", "reviewed"])
+@pytest.mark.parametrize("run", ["anonymized", "reviewed", "rayed"])
 def test_nothing_reaches_beyond_loopback(run: str, request: pytest.FixtureRequest) -> None:
     traced: Traced = request.getfixturevalue(run)
     assert traced.returncode == 0, traced.said
@@ -307,7 +329,7 @@ def test_the_review_server_listens_on_loopback_only(reviewed: Traced) -> None:
     assert "ended; every change is saved" in reviewed.said
 
 
-@pytest.mark.parametrize("run", ["anonymized", "reviewed"])
+@pytest.mark.parametrize("run", ["anonymized", "reviewed", "rayed"])
 def test_nothing_is_written_in_home(run: str, request: pytest.FixtureRequest) -> None:
     """onnxruntime writes a device id and a usage database under HOME/.cache
     when it is imported without ORT_DISABLE_TELEMETRY, which veil.engine sets:
@@ -333,6 +355,22 @@ def test_anonymize_writes_only_in_its_output_folder(anonymized: Traced) -> None:
         if not under(p, out) and p not in allowed and not semaphore(p)
     )
     assert not stray, "written outside the output folder:\n" + "\n".join(stray)
+
+
+def test_ray_is_started_in_a_namespace_of_veils_and_leaves_nothing(rayed: Traced) -> None:
+    """Ray's processes ran in veil's own namespace (an unshare exec in the
+    log), its files went to a private folder that is gone, and the batch is
+    the one a local run made."""
+    assert rayed.returncode == 0, rayed.said
+    namespace = r'execve\("[^"]*unshare", \["[^"]*unshare", "--user", "--map-root-user", "--net"'
+    assert re.search(namespace, rayed.log)
+    private = {p for p in written(rayed.log, rayed.cwd) if p.name.startswith(("veil-ray-", ".veil-ray-"))}
+    assert private and not any(p.exists() for p in private)
+    mine = json.loads((rayed.cwd / "out-ray" / "veil-report.json").read_text())["files"]
+    theirs = json.loads((rayed.cwd / "out" / "veil-report.json").read_text())["files"]
+    assert [f["status"] for f in mine] == [f["status"] for f in theirs] == ["anonymized", "anonymized"]
+    assert [f["faces"] for f in mine] == [f["faces"] for f in theirs]
+    assert all(f["verification"]["passed"] for f in mine)
 
 
 def test_the_guard_stops_a_connection_beyond_loopback() -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from veil import devices
+from veil import devices, netns
 from veil.batch.journal import JOURNAL_NAME, Journal, JournalError, read_standing
-from veil.batch.run import run_batch
+from veil.batch.run import Ray, run_batch
 from veil.batch.workers import default_jobs
 from veil.errors import VeilError
 from veil.jobs import Job, is_video, plan_jobs, plan_pairs
@@ -46,6 +46,7 @@ EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # argparse exits 2 on usage 
 REPORT_NAME = "veil-report.json"
 VERIFY_REPORT_NAME = "veil-verify.json"
 RENDER_REPORT_NAME = "veil-render.json"
+LOCAL_RAY = "local"  # --ray without an address
 
 REVERSIBLE_WARNING = (
     "warning: --method {method} is reversible: face-recognition models trained on "
@@ -118,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", type=_positive, default=None, metavar="N",
         help=f"worker processes, each with its own models and share of the cores "
         f"(default here: {default_jobs()}, from cores and memory)",
+    )  # fmt: skip
+    anonymize.add_argument(
+        "--ray", nargs="?", const=LOCAL_RAY, default=None, metavar="ADDRESS",
+        help="work on Ray actors, --jobs of them: on the cluster at ADDRESS (pip install "
+        "'veil[ray]'; every node must see the files at the same paths), or without ADDRESS on "
+        "a Ray of veil's own, in a private network namespace of this machine",
     )  # fmt: skip
     anonymize.add_argument(
         "--restart", action="store_true",
@@ -206,6 +213,12 @@ def _add_device_argument(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "anonymize" and args.ray == LOCAL_RAY:
+        try:
+            _private_network(sys.argv[1:] if argv is None else list(argv))
+        except VeilError as e:
+            Console(stderr=True).print(f"veil: --ray: {e}", highlight=False, markup=False)
+            return EXIT_FAILED
     if args.command == "verify":
         try:
             return run_verify(args)
@@ -254,6 +267,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _private_network(argv: list[str]) -> None:
+    """Run this command again in a network namespace of its own, unless it
+    is that run already: then bring its loopback up."""
+    if netns.inside():
+        netns.loopback_up()
+    else:
+        netns.run_again_inside(argv)
+
+
 def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
     out = Console(stderr=True, quiet=args.quiet)
     errors = Console(stderr=True)
@@ -284,8 +306,9 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
 
     report_path = args.report or (args.output or Path.cwd()) / REPORT_NAME
     jobs = args.jobs or default_jobs()
+    ray = None if args.ray is None else Ray(None if args.ray == LOCAL_RAY else args.ray)
     try:
-        detector = devices.face_detector(options) if jobs == 1 else None  # workers load their own
+        detector = devices.face_detector(options) if jobs == 1 and ray is None else None  # workers: their own
     except VeilError as e:
         errors.print(f"veil: {type(e).__name__}: {e}", highlight=False, markup=False)
         return EXIT_FAILED
@@ -304,10 +327,13 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
     has_video = any(isinstance(entry, Job) and is_video(entry.source) for entry in planned)
 
     def work(progress: Callable[[FileReport], None], on_frame: Callable[[int, int], None]) -> RunReport:
-        return run_batch(planned, options, journal, jobs, progress, on_frame, detector)
+        return run_batch(planned, options, journal, jobs, progress, on_frame, detector, ray)
 
     try:
         report = with_progress(out, errors, planned, has_video, work)
+    except VeilError as e:  # the batch could not run at all (Ray did not start)
+        errors.print(f"veil: {e}", highlight=False, markup=False)
+        return EXIT_FAILED
     finally:
         if journal is not None:
             journal.close()

@@ -71,6 +71,16 @@ def _onnxruntime() -> ModuleType:
     return module
 
 
+_threads: int | None = None  # set_threads(): a Ray worker's share of a machine it does not own
+
+
+def set_threads(threads: int | None) -> None:
+    """The intra-op threads of the sessions made from now on in this
+    process (None: one per core it may run on)."""
+    global _threads
+    _threads = threads
+
+
 class Net:
     """One inference session over a graph; safe to call from one thread at a time."""
 
@@ -81,7 +91,7 @@ class Net:
         onnxruntime = _onnxruntime()
         options = onnxruntime.SessionOptions()
         options.log_severity_level = _ERRORS_ONLY
-        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0)) or 1
+        options.intra_op_num_threads = threads or _threads or len(os.sched_getaffinity(0)) or 1
         options.inter_op_num_threads = 1
         # Idle workers sleep instead of spinning, leaving the cores to the
         # decoding and encoding threads that run beside detection.

@@ -7,12 +7,13 @@ would have written."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import partial
 from typing import TypeVar
 
 from veil import devices
 from veil.batch.journal import Journal, JournalError, fingerprint, options_key
+from veil.batch.raypool import RayPool
 from veil.batch.workers import WorkerPool
 from veil.detect import Detector
 from veil.jobs import Job
@@ -25,6 +26,13 @@ from veil.verify import Verifier
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Ray:
+    """`--ray [ADDRESS]`: the cluster at `address`, or (None) a Ray of veil's own."""
+
+    address: str | None = None
+
+
 def run_batch(
     planned: list[Job | FileReport],
     options: AnonymizeOptions,
@@ -33,10 +41,12 @@ def run_batch(
     progress: Progress | None = None,
     on_frame: FrameProgress | None = None,
     detector: Detector | None = None,
+    ray: Ray | None = None,
 ) -> RunReport:
-    """Carry out `planned`, resuming from `journal` when given. A journal
-    that cannot be written (a full disk, a read-only folder) costs the
-    batch its resumability, said in the report's warnings, not its files."""
+    """Carry out `planned`, resuming from `journal` when given, on Ray's
+    actors when `ray` is given. A journal that cannot be written (a full
+    disk, a read-only folder) costs the batch its resumability, said in the
+    report's warnings, not its files."""
     kept = _Kept(journal)
     key = options_key(asdict(options), veil_version())
     planned_jobs = [entry for entry in planned if isinstance(entry, Job)]
@@ -82,8 +92,12 @@ def run_batch(
         if progress is not None:
             progress(report)
 
-    if jobs > 1 and len(todo) > 1:
-        pool = WorkerPool(min(jobs, len(todo)), options, on_frame)
+    if ray is not None or (jobs > 1 and len(todo) > 1):
+        pool: WorkerPool | RayPool
+        if ray is not None:
+            pool = RayPool(max(1, min(jobs, len(todo))), options, ray.address)
+        else:
+            pool = WorkerPool(min(jobs, len(todo)), options, on_frame)
         try:
             head = pool.describe()
             for index, job, report in pool.run(todo, starting):
