@@ -132,3 +132,54 @@ def test_without_a_private_network_a_local_ray_is_refused(tmp_path: Path) -> Non
     assert run.returncode == 1
     assert run.stderr.strip().splitlines()[-1] == "veil: --ray: unshare (util-linux) is not installed"
     assert not (tmp_path / "out").exists()
+
+
+# A cluster of one node, started with `ray start` in a network namespace of
+# the test's, and the batch sent to it by address; then the cluster stopped.
+CLUSTER = r"""
+import fcntl, os, socket, struct, subprocess, sys
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    flags = struct.unpack("16sh22x", fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sh22x", b"lo", 0)))[1]
+    fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh22x", b"lo", flags | IFF_UP))
+ray, temp, veil = sys.argv[1], sys.argv[2], sys.argv[3:]
+start = [ray, "start", "--head", "--port=6390", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+         "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"]
+subprocess.run(start, check=True, capture_output=True)
+try:
+    done = subprocess.run([*veil, "--ray", "127.0.0.1:6390", "--jobs", "4"], capture_output=True, text=True)
+    print(done.stderr, file=sys.stderr)
+finally:
+    subprocess.run([ray, "stop", "--force"], capture_output=True)
+sys.exit(done.returncode)
+"""
+
+
+def test_a_batch_sent_to_a_cluster_by_address_ends_as_a_local_run(
+    archive: Path, reference: Path, tmp_path: Path
+) -> None:
+    """A node of two CPUs: of the four workers asked for, the one that fits
+    (an actor asks for up to four CPUs) does the batch."""
+    import shutil
+    import sys
+
+    probe = subprocess.run(["unshare", "-rn", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("no user namespaces here to hold the test's cluster")
+    ray = shutil.which("ray", path=str(Path(sys.executable).parent))
+    assert ray is not None
+    out, home = tmp_path / "out", tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ, HOME=str(home), RAY_USAGE_STATS_ENABLED="0")
+    command = [*VEIL, str(archive), "-o", str(out), *FAST]
+    with tempfile.TemporaryDirectory(prefix="ray-") as temp:  # short: Ray's socket paths must fit
+        run = subprocess.run(
+            ["unshare", "-rn", sys.executable, "-c", CLUSTER, ray, temp, *command],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+    assert run.returncode == 0, run.stderr
+    same_batch(out, reference)
+    same_video(out / "day2" / "walk.mp4", reference / "day2" / "walk.mp4")

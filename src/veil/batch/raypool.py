@@ -42,7 +42,7 @@ from veil.pipeline import anonymize_file, new_run_report
 from veil.report import FileReport, RunReport
 
 _PROBES, _PROBE_WAIT_S = 60, 1.0  # how long an actor Ray is starting again may take to answer
-CLUSTER_WORKER_CPUS = 4  # what an actor asks of a cluster's node, and the threads it runs
+CLUSTER_WORKER_CPUS = 4  # what an actor asks of a cluster's node (at most), and the threads it runs
 # Ray's usage module reads the cluster's launch file from the home folder;
 # one that says nothing keeps it from asking the cloud instead.
 _BOOTSTRAP = "# veil's private Ray home: no launch config, and no cloud to ask about.\n{}\n"
@@ -96,7 +96,9 @@ class RayStartError(VeilError):
 class VeilWorker:
     """A Ray actor: one worker's models, anonymizing one file at a time."""
 
-    def __init__(self, options: AnonymizeOptions, folder: str, cores: set[int] | None) -> None:
+    def __init__(
+        self, options: AnonymizeOptions, folder: str, cores: set[int] | None, threads: int = 1
+    ) -> None:
         os.environ["ORT_DISABLE_TELEMETRY"] = "1"
         die_with_parent()  # its raylet; the driver's process group does not hold it
         with contextlib.suppress(OSError):  # a node without the driver's folder: absolute paths still work
@@ -105,7 +107,7 @@ class VeilWorker:
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(0, cores)
         else:
-            engine.set_threads(CLUSTER_WORKER_CPUS)
+            engine.set_threads(threads)
         from veil import devices
         from veil.verify import Verifier
 
@@ -158,11 +160,17 @@ class RayPool:
             cores = len(os.sched_getaffinity(0))
             shares: list[set[int] | None] = list(core_shares(jobs))
             each = max(cores // jobs, 1) if jobs <= cores else cores / jobs
-        else:
-            shares, each = [None] * jobs, CLUSTER_WORKER_CPUS
+        else:  # as many actors of up to 4 CPUs as the cluster holds, `jobs` at most
+            nodes = ray.nodes()  # type: ignore[no-untyped-call]
+            largest = max((node["Resources"].get("CPU", 0) for node in nodes if node["Alive"]), default=1)
+            each = max(1, min(CLUSTER_WORKER_CPUS, int(largest)))
+            total = ray.cluster_resources().get("CPU", each)  # type: ignore[no-untyped-call]
+            jobs = max(1, min(jobs, int(total) // each))
+            shares = [None] * jobs
         actor = ray.remote(num_cpus=each, max_restarts=-1, max_task_retries=0)(VeilWorker)
         folder = os.getcwd()
-        self._actors: list[Any] = [actor.remote(options, folder, share) for share in shares]
+        threads = max(1, int(each))
+        self._actors: list[Any] = [actor.remote(options, folder, share, threads) for share in shares]
 
     def _start_local(self, jobs: int) -> None:
         from veil import netns
