@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     anonymize.add_argument(
         "--jobs", type=_positive, default=None, metavar="N",
         help=f"worker processes, each with its own models and share of the cores "
-        f"(default here: {default_jobs()}, from cores and memory)",
+        f"(default here: {default_jobs()}, from cores and memory; with --ray ADDRESS, as many "
+        "as the cluster holds)",
     )  # fmt: skip
     anonymize.add_argument(
         "--ray", nargs="?", const=LOCAL_RAY, default=None, metavar="ADDRESS",
@@ -305,8 +306,9 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
         errors.print(warning, style="yellow", highlight=False)
 
     report_path = args.report or (args.output or Path.cwd()) / REPORT_NAME
-    jobs = args.jobs or default_jobs()
     ray = None if args.ray is None else Ray(None if args.ray == LOCAL_RAY else args.ray)
+    # On a cluster, by default as many workers as it holds (and files there are).
+    jobs = args.jobs or (sys.maxsize if ray is not None and ray.address else default_jobs())
     try:
         detector = devices.face_detector(options) if jobs == 1 and ray is None else None  # workers: their own
     except VeilError as e:
