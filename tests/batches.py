@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -124,18 +125,50 @@ def same_video(path: Path, reference: Path) -> None:
     assert not differing, f"frames {differing} of {len(theirs)} differ (the boxes are the same)"
 
 
-def descendants_running_veil(pid: int) -> list[int]:
-    """The worker processes under `pid` (spawned Python processes)."""
-    found = []
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return []
-    for child in map(int, children):
+def spawned_worker(command: bytes) -> bool:
+    """A `--jobs` worker: a Python process multiprocessing spawned."""
+    return b"multiprocessing" in command and b"spawn_main" in command
+
+
+def ray_actor(command: bytes) -> bool:
+    """A `--ray` worker: the actor process Ray names after veil's class."""
+    return command.startswith(b"ray::VeilWorker")
+
+
+def workers_under(pid: int, is_worker: Callable[[bytes], bool]) -> list[int]:
+    """The processes below `pid`, at any depth, whose command line `is_worker`."""
+    found, queue = [], [pid]
+    while queue:
+        parent = queue.pop()
         try:
-            command = Path(f"/proc/{child}/cmdline").read_bytes()
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
         except OSError:
             continue
-        if b"multiprocessing" in command and b"spawn_main" in command:
-            found.append(child)
+        for child in map(int, children):
+            queue.append(child)
+            try:
+                if is_worker(Path(f"/proc/{child}/cmdline").read_bytes()):
+                    found.append(child)
+            except OSError:
+                continue
     return found
+
+
+def kill_a_worker_mid_batch(
+    archive: Path, out: Path, is_worker: Callable[[bytes], bool], *extra: str
+) -> tuple[bool, int, str]:
+    """Run the batch with two workers and SIGKILL one of them once a file is
+    done (five or more still to do): whether it was killed, the run's exit
+    status and what it printed."""
+    run = subprocess.Popen(
+        [*VEIL, str(archive), "-o", str(out), *FAST, *extra], stderr=subprocess.PIPE, text=True
+    )
+    killed = False
+    while run.poll() is None and not killed:
+        workers = workers_under(run.pid, is_worker)
+        if len(workers) == 2 and done(out) >= 1:
+            os.kill(workers[0], signal.SIGKILL)
+            killed = True
+        time.sleep(0.05)
+    _, said = run.communicate(timeout=300)
+    return killed, run.returncode, said

@@ -8,12 +8,9 @@ and `veil status` says where a batch stands."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +19,12 @@ import pytest
 from PIL import Image
 
 from batches import (
-    FAST,
-    VEIL,
-    descendants_running_veil,
-    done,
+    kill_a_worker_mid_batch,
     kill_at_random,
     make_archive,
     same_batch,
     same_video,
+    spawned_worker,
     veil,
 )
 from veil.batch.journal import JOURNAL_NAME, Journal, read_standing
@@ -62,21 +57,11 @@ def test_worker_processes_resume_too_and_survive_a_killed_worker(archive: Path, 
     assert resumed.returncode == 0, resumed.stderr
     same_batch(out, ref)
 
-    # A fresh batch, one of its workers killed once a file is done (five or
-    # more still to do): the pool is started again, the files in flight redone.
-    run = subprocess.Popen(
-        [*VEIL, str(archive), "-o", str(hit), *FAST, "--jobs", "2"], stderr=subprocess.PIPE, text=True
-    )
-    killed = False
-    while run.poll() is None and not killed:
-        workers = descendants_running_veil(run.pid)
-        if len(workers) == 2 and done(hit) >= 1:
-            os.kill(workers[0], signal.SIGKILL)
-            killed = True
-        time.sleep(0.05)
-    _, said = run.communicate(timeout=300)
+    # A fresh batch, one of its workers killed mid-batch: the pool is
+    # started again, the files in flight redone.
+    killed, returncode, said = kill_a_worker_mid_batch(archive, hit, spawned_worker, "--jobs", "2")
     assert killed
-    assert run.returncode == 0, said
+    assert returncode == 0, said
     same_batch(hit, ref)
 
 

@@ -180,17 +180,23 @@ def anonymized(
     (root / "in").mkdir()
     Image.fromarray(astronaut).save(root / "in" / "one.jpg", quality=90)
     make_clip(root / "in" / "clip.mp4", astronaut, frames=6)
-    env = fresh_home_env(root / "home")
-    log = root / "anonymize.strace"
+    return traced_anonymize(sandbox, root, "home", "out", "--jobs", "2")
+
+
+def traced_anonymize(sandbox: list[str], root: Path, home: str, out: str, *extra: str) -> Traced:
+    """`veil anonymize in -o OUT EXTRA...` in `root`, traced in the sandbox,
+    with an empty HOME of its own."""
+    env = fresh_home_env(root / home)
+    log = root / f"{out}.strace"
     done = subprocess.run(
-        [*sandbox, *STRACE, "-o", str(log), *VEIL, "anonymize", "in", "-o", "out", "--jobs", "2"],
+        [*sandbox, *STRACE, "-o", str(log), *VEIL, "anonymize", "in", "-o", out, *extra],
         cwd=root,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
-    return Traced(log.read_text(errors="replace"), root / "home", root, done.returncode, done.stderr)
+    return Traced(log.read_text(errors="replace"), root / home, root, done.returncode, done.stderr)
 
 
 @pytest.fixture(scope="module")
@@ -222,19 +228,7 @@ def rayed(sandbox: list[str], anonymized: Traced) -> Traced:
     pytest.importorskip("ray", reason="veil[ray] is not installed")
     if not sandbox or sandbox == ["unshare", "-n"]:
         pytest.skip("no user namespaces here, and a local Ray runs only in one")
-    root = anonymized.cwd
-    env = fresh_home_env(root / "ray-home")
-    log = root / "ray.strace"
-    command = [*VEIL, "anonymize", "in", "-o", "out-ray", "--ray", "--jobs", "2"]
-    done = subprocess.run(
-        [*sandbox, *STRACE, "-o", str(log), *command],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    return Traced(log.read_text(errors="replace"), root / "ray-home", root, done.returncode, done.stderr)
+    return traced_anonymize(sandbox, anonymized.cwd, "ray-home", "out-ray", "--ray", "--jobs", "2")
 
 
 def calls(log: str, names: set[str]) -> Iterator[tuple[str, str]]:

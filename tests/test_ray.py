@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
-from batches import FAST, VEIL, done, kill_at_random, make_archive, same_batch, same_video, veil
+from batches import (
+    FAST,
+    VEIL,
+    kill_a_worker_mid_batch,
+    kill_at_random,
+    make_archive,
+    ray_actor,
+    same_batch,
+    same_video,
+    veil,
+)
 from veil.batch.journal import JOURNAL_NAME, read_standing
 
 pytest.importorskip("ray", reason="veil[ray] is not installed")
@@ -57,81 +65,41 @@ def test_a_ray_batch_stopped_again_and_again_ends_as_a_local_run(
 
 def test_an_actor_killed_mid_batch_costs_a_second_try(archive: Path, reference: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    run = subprocess.Popen(
-        [*VEIL, str(archive), "-o", str(out), *FAST, *RAY], stderr=subprocess.PIPE, text=True
-    )
-    killed = False
-    while run.poll() is None and not killed:
-        actors = _actors(run.pid)
-        if len(actors) == 2 and done(out) >= 1:  # five or more files still to do
-            os.kill(actors[0], signal.SIGKILL)
-            killed = True
-        time.sleep(0.05)
-    _, said = run.communicate(timeout=300)
+    killed, returncode, said = kill_a_worker_mid_batch(archive, out, ray_actor, *RAY)
     assert killed
-    assert run.returncode == 0, said
+    assert returncode == 0, said
     same_batch(out, reference)
-
-
-def _actors(pid: int) -> list[int]:
-    """The Ray actors (veil's workers) among the processes under `pid`."""
-    found, queue = [], [pid]
-    while queue:
-        parent = queue.pop()
-        try:
-            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-        except OSError:
-            continue
-        for child in map(int, children):
-            queue.append(child)
-            try:
-                if Path(f"/proc/{child}/cmdline").read_bytes().startswith(b"ray::VeilWorker"):
-                    found.append(child)
-            except OSError:
-                continue
-    return found
 
 
 def _private_folders() -> set[Path]:
     return set(Path(tempfile.gettempdir()).glob("veil-ray-*"))
 
 
-def test_without_ray_installed_the_error_is_one_line(
-    tmp_path: Path, astronaut: npt.NDArray[np.uint8]
-) -> None:
+def test_without_ray_installed_the_error_is_one_line(tmp_path: Path) -> None:
     """With Ray hidden from the import system, --ray says what to install."""
-    from PIL import Image
-
-    Image.fromarray(np.ascontiguousarray(astronaut[:128, :128])).save(tmp_path / "a.png")
     blocker = tmp_path / "blocker"
     blocker.mkdir()
     (blocker / "ray.py").write_text("raise ImportError('hidden by the test')\n")
-    env = dict(os.environ, PYTHONPATH=str(blocker))
-    run = subprocess.run(
-        [*VEIL, str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), *FAST, *RAY],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    run = _one_photo(tmp_path, PYTHONPATH=str(blocker))
     assert run.returncode == 1
     assert "pip install 'veil[ray]'" in run.stderr and "Traceback" not in run.stderr
 
 
 def test_without_a_private_network_a_local_ray_is_refused(tmp_path: Path) -> None:
     """No unshare to make the namespace with: one line, no output, no Ray."""
-    from PIL import Image
-
-    Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
-    env = dict(os.environ, PATH=str(tmp_path / "empty"))
-    run = subprocess.run(
-        [*VEIL, str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), *FAST, *RAY],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    run = _one_photo(tmp_path, PATH=str(tmp_path / "empty"))
     assert run.returncode == 1
     assert run.stderr.strip().splitlines()[-1] == "veil: --ray: unshare (util-linux) is not installed"
     assert not (tmp_path / "out").exists()
+
+
+def _one_photo(folder: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`veil anonymize --ray` on one small photo, with `env` set."""
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save(folder / "a.png")
+    command = [*VEIL, str(folder / "a.png"), "-o", str(folder / "out"), *FAST, *RAY]
+    return subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, **env))
 
 
 # A cluster of one node, started with `ray start` in a network namespace of
