@@ -49,22 +49,32 @@ def make_clip(
     audio: bool = True,
     rotation: int = 0,
     tags: dict[str, str] | None = None,
+    key_every: int = 0,
+    rate: int = 25,
+    time_base: Fraction = TIME_BASE,
 ) -> Clip:
     """Write a clip; with `rotation`, pixels are stored turned and a display
-    matrix says how to turn them back (as phones do)."""
+    matrix says how to turn them back (as phones do); with `key_every`, a key
+    frame every that many frames (else the encoder's choice: one here);
+    `rate` and `time_base`, as a phone writes them, 30 and 1/15360 say."""
     clip = Clip(path)
     codec, audio_codec = ("libvpx-vp9", "libopus") if path.suffix == ".webm" else ("libx264", "aac")
     with av.open(str(path), "w") as out:
         out.metadata.update(tags or {})
-        video = out.add_stream(codec, rate=25)
+        video = out.add_stream(codec, rate=rate)
         width, height = FRAME
         turns = rotation // 90
         video.width, video.height = (height, width) if turns % 2 else (width, height)
         video.pix_fmt = "yuv420p"
-        video.time_base = TIME_BASE
-        video.codec_context.time_base = TIME_BASE
+        video.time_base = time_base
+        video.codec_context.time_base = time_base
+        step = time_base.denominator // (rate * time_base.numerator)
         if rotation:
             video.set_display_rotation(rotation)
+        if key_every:
+            video.codec_context.gop_size = key_every
+            if codec == "libx264":
+                video.options = {"x264-params": f"keyint={key_every}:min-keyint={key_every}:scenecut=0"}
         for key, value in (tags or {}).items():
             video.metadata[key] = value
         sound = out.add_stream(audio_codec, rate=48000) if audio else None
@@ -73,14 +83,14 @@ def make_clip(
             upright, face = astronaut_frame(astronaut, index)
             stored = np.ascontiguousarray(np.rot90(upright, k=-turns))
             frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
-            frame.pts, frame.time_base = pts, TIME_BASE
+            frame.pts, frame.time_base = pts, time_base
             out.mux(video.encode(frame))
             clip.pts.append(pts)
             clip.faces.append(face)  # type: ignore[arg-type]
-            pts += (2700 if index % 3 else 5400) if variable_rate else 3600
+            pts += (3 * step // 4 if index % 3 else 3 * step // 2) if variable_rate else step
         out.mux(video.encode(None))
         if sound is not None:
-            seconds = pts / 90000
+            seconds = pts * time_base
             samples = int(seconds * 48000)
             tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000)).astype(np.float32)
             size = sound.codec_context.frame_size or 960

@@ -7,7 +7,8 @@ VeilError
 │   ├── UnsupportedFormatError  not a photo format veil handles
 │   ├── CorruptInputError       truncated or damaged data
 │   ├── ImageTooLargeError      more pixels than allowed (decompression bombs)
-│   └── DecodeLimitError        decoding ran past its time or memory limit, or crashed
+│   ├── DecodeLimitError        decoding ran past its time or memory limit, or crashed
+│   └── SeekError               a video that cannot be read in pieces from its key frames
 ├── OutputError             veil refuses to write or could not write
 │   └── OutputExistsError       the output path exists already
 ├── ModelError              the bundled detection model is missing or altered
@@ -39,6 +40,11 @@ class UnsupportedFormatError(InputError):
 
 class CorruptInputError(InputError):
     """The file is truncated or its data is damaged."""
+
+
+class SeekError(InputError):
+    """A video whose frames, read from a key frame on, are not those its
+    packets' timestamps promise: it is anonymized in one piece instead."""
 
 
 class ImageTooLargeError(InputError):

@@ -227,6 +227,10 @@ class VideoOptions:
     # At crf 20 alone outputs came out up to 2.6x their input's size; capped
     # at 1.2x the input's video bit rate they stay near it (benchmarks/video.py).
     bitrate_cap: float = 1.2
+    # With worker processes, a clip of at least twice this many frames is
+    # cut at key frames into parts that workers mask side by side (a
+    # minute at 25 fps; 0: never). See veil.segments.
+    segment_frames: int = 1500
 
 
 @dataclass(frozen=True)

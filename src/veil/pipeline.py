@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -30,7 +31,7 @@ from veil.jobs import default_target, failure_report, is_video, plan_jobs
 from veil.media.encode import VideoSink
 from veil.media.files import atomic_output, check_input_file, remove_output
 from veil.media.image import read_image, write_image
-from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSource
+from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoProbe, VideoSource
 from veil.models import ModelSpec
 from veil.options import AnonymizeOptions
 from veil.plan.files import file_sha256, plan_path, save_plan
@@ -46,7 +47,7 @@ from veil.report import (
     VideoReport,
 )
 from veil.track import FaceTracker, is_scene_cut, thumbnail
-from veil.verify import Verifier
+from veil.verify import Attacked, Verifier
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,28 @@ def anonymize_file(
     source = Path(source)
     target = Path(target) if target is not None else default_target(source)
     options = options or AnonymizeOptions()
+
+    def make() -> tuple[FileReport, Plan]:
+        found = detector or devices.face_detector(options)
+        if is_video(source):
+            return _anonymize_video(source, target, options, found, on_frame)
+        return _anonymize_photo(source, target, options, found)
+
+    return write_checked(source, target, options, make, verifier)
+
+
+def write_checked(
+    source: Path,
+    target: Path,
+    options: AnonymizeOptions,
+    make: Callable[[], tuple[FileReport, Plan]],
+    verifier: Verifier | None,
+    attacked: Callable[[], Sequence[Attacked]] | None = None,
+) -> FileReport:
+    """Write `target` from `source` with `make` (which lands the output and
+    returns its report and plan) when the names are free, then its plan,
+    then verify it; fail closed, as one report, on any error."""
     try:
-        detector = detector or devices.face_detector(options)
         if target.resolve() == source.resolve():
             raise VeilError("output path is the input itself")
         if target.exists() or target.is_symlink():
@@ -131,14 +152,17 @@ def anonymize_file(
         plan_file = plan_path(target)
         if plan_file.exists() or plan_file.is_symlink():
             raise OutputExistsError(f"plan exists, not overwriting: {plan_file}")
-        if is_video(source):
-            report, plan = _anonymize_video(source, target, options, detector, on_frame)
-        else:
-            report, plan = _anonymize_photo(source, target, options, detector)
+        report, plan = make()
         save_beside(plan, plan_file, target)
         try:
             return verified_report(
-                replace(report, plan=str(plan_file)), source, target, plan, options, verifier
+                replace(report, plan=str(plan_file)),
+                source,
+                target,
+                plan,
+                options,
+                verifier,
+                attacked() if attacked is not None else None,
             )
         except BaseException:  # an output that could not be checked is not left behind
             remove_output(plan_file)
@@ -167,12 +191,15 @@ def verified_report(
     plan: Plan,
     options: AnonymizeOptions,
     verifier: Verifier | None,
+    attacked: Sequence[Attacked] | None = None,
 ) -> FileReport:
-    """`report` with the verification of `output`, unless `options.verify` is off."""
+    """`report` with the verification of `output`, unless `options.verify` is
+    off (`attacked`: its frames were attacked already, part by part)."""
     if not options.verify:
         return report
     verifier = verifier or Verifier(options.verification, options.device)
-    return replace(report, verification=verifier.verify(original, output, options.video.audio, plan))
+    verdict = verifier.verify(original, output, options.video.audio, plan, attacked)
+    return replace(report, verification=verdict)
 
 
 def _anonymize_photo(
@@ -236,41 +263,30 @@ def _anonymize_video(
     sha256 = file_sha256(source)
     with VideoSource(source) as video, atomic_output(target) as temporary:
         probe = video.probe
-        sink = VideoSink(
-            temporary,
-            container_format,
-            probe,
-            video.audio_stream,
-            options.video.audio,
-            options.video.crf,
-            options.video.bitrate_cap,
-        )
+        sink = output_sink(temporary, container_format, video, options)
         detector.expect_clip(probe.frames)
         try:
-            streamed = _stream_frames(video, sink, options, detector, on_frame)
+            streamed = stream_frames(video, sink, options, detector, on_frame)
             sink.close()
         except BaseException:
             sink.abort()
             raise
         finally:
             detector.expect_clip(0)
-        frames, audio, duration = sink.frames, sink.audio_outcome, sink.duration
     tracking = streamed.tracker.summary()
-    origin = Source(source.name, sha256, probe.width, probe.height, frames, str(probe.time_base))
+    origin = Source(source.name, sha256, probe.width, probe.height, sink.frames, str(probe.time_base))
     plan = streamed.recorder.plan(origin, options.mask, veil_version())
-    report = FileReport(
-        input=str(source),
-        status=FileStatus.ANONYMIZED,
-        output=str(target),
-        format=container_format,
-        width=probe.width,
-        height=probe.height,
-        metadata_removed=probe.metadata,
-        video=VideoReport(
-            frames=frames,
-            duration_s=round(float(duration), 6),
+    report = video_file_report(
+        source,
+        target,
+        container_format,
+        probe,
+        sink,
+        VideoReport(
+            frames=sink.frames,
+            duration_s=0.0,
             time_base=str(probe.time_base),
-            audio=audio,
+            audio="",
             rotation_baked=probe.rotation,
             tracks=tracking.tracks,
             frames_filled_by_tracking=tracking.frames_filled,
@@ -280,6 +296,51 @@ def _anonymize_video(
         ),
     )
     return report, plan
+
+
+def output_sink(
+    out: BinaryIO, container_format: str, video: VideoSource, options: AnonymizeOptions, **more: Any
+) -> VideoSink:
+    """The sink of a clip's output, with its sound as `options` say."""
+    return VideoSink(
+        out,
+        container_format,
+        video.probe,
+        video.audio_stream,
+        options.video.audio,
+        options.video.crf,
+        options.video.bitrate_cap,
+        **more,
+    )
+
+
+def video_file_report(
+    source: Path, target: Path, container_format: str, probe: VideoProbe, sink: VideoSink, video: VideoReport
+) -> FileReport:
+    """The report of a clip written through `sink`: `video` with the sink's
+    duration and what became of the sound."""
+    return FileReport(
+        input=str(source),
+        status=FileStatus.ANONYMIZED,
+        output=str(target),
+        format=container_format,
+        width=probe.width,
+        height=probe.height,
+        metadata_removed=probe.metadata,
+        video=replace(video, duration_s=round(float(sink.duration), 6), audio=sink.audio_outcome),
+    )
+
+
+@dataclass(frozen=True)
+class Span:
+    """Frames `start` to `stop` (exclusive) of a clip, of which those in
+    `keep` are its output; decoded from the key frame `seek` on (at or
+    before `start`), detected and tracked from `start`."""
+
+    seek: int
+    start: int
+    stop: int
+    keep: range
 
 
 @dataclass
@@ -293,32 +354,43 @@ class _Streamed:
     not_masked: int = 0  # candidates the choice dropped, over all frames
 
 
-def _stream_frames(
+def stream_frames(
     video: VideoSource,
     sink: VideoSink,
     options: AnonymizeOptions,
     detector: Detector,
     on_frame: FrameProgress | None,
+    span: Span | None = None,
 ) -> _Streamed:
     """Frames are decoded ahead on one thread and masked and encoded behind on
     another, while this one detects, `detector.batch` frames at a time.
     Frames wait in `pending` until tracking has seen enough later frames to
-    know every box they need; memory holds only that many frames."""
+    know every box they need; memory holds only that many frames.
+
+    With `span`, only the frames it reads are streamed (a part of a long
+    clip, `veil.segments`): all are detected and tracked, those it keeps are
+    recorded and encoded."""
     streamed = _Streamed(FaceTracker(options.video.tracking))
+    offset = span.start if span is not None else 0
+    media = video.iter_media() if span is None else video.frames_between(span.seek, span.stop, span.start)
     tracker = streamed.tracker
     pending: deque[VideoFrameIn] = deque()
     batch: list[VideoFrameIn] = []
     previous = None
     encoder = Worker()
 
+    expected = len(span.keep) if span is not None else video.probe.frames
+
     def encode(pixels: npt.NDArray[np.uint8], masks: list[Mask], pts: int) -> None:
         sink.write_frame(draw(pixels, masks, options.mask), pts)
         if on_frame is not None:
-            on_frame(sink.frames, video.probe.frames)
+            on_frame(sink.frames, expected)
 
     def emit(frame: VideoFrameIn) -> None:
         tracked = tracker.tracked_for(frame.index)
-        boxes = streamed.recorder.record(frame.index, tracked)
+        if span is not None and frame.index + offset not in span.keep:
+            return  # context only: another part masks this frame
+        boxes = streamed.recorder.record(frame.index + offset, tracked)
         streamed.faces_per_frame.append(sum(1 for t in tracked if t.score > 0))
         streamed.boxes_per_frame.append(
             [(round(x1), round(y1), round(x2), round(y2)) for x1, y1, x2, y2 in boxes]
@@ -328,7 +400,8 @@ def _stream_frames(
 
     def detect_batch() -> None:
         nonlocal previous
-        pixels, indices = [f.pixels for f in batch], [f.index for f in batch]
+        # The detector is told where each frame is in the clip: passes take turns by it.
+        pixels, indices = [f.pixels for f in batch], [f.index + offset for f in batch]
         cuts = []
         for frame in batch:
             current = thumbnail(frame.pixels)
@@ -348,12 +421,12 @@ def _stream_frames(
         batch.clear()
 
     try:
-        with closing(prefetched(video.iter_media())) as media:
-            for item in media:
+        with closing(prefetched(media)) as items:
+            for item in items:
                 if not isinstance(item, VideoFrameIn):
                     encoder.submit(partial(sink.write_audio, item))
                     continue
-                batch.append(item)
+                batch.append(replace(item, index=item.index - offset) if offset else item)
                 if len(batch) >= detector.batch:
                     detect_batch()
         detect_batch()

@@ -38,6 +38,7 @@ class VideoReport:
     tracks: int
     frames_filled_by_tracking: int
     candidates_not_masked: int = 0  # over all frames, before tracking
+    parts: int = 1  # masked by workers side by side in this many parts, joined (veil.segments)
     faces_per_frame: list[int] = field(default_factory=list)
     # Every masked box (detected or filled by tracking), x1, y1, x2, y2 per
     # frame. Large: written to a sidecar file beside the report, not into it.

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
@@ -38,7 +38,7 @@ from veil.media.image import read_image
 from veil.media.tags import file_tags
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSource
 from veil.models import DLIB_LANDMARKS, DLIB_RECOGNITION, ModelSpec
-from veil.options import AudioMode, DetectionOptions, Device, VerifyOptions
+from veil.options import AudioMode, DetectionOptions, Device, InputLimits, VerifyOptions
 from veil.plan.model import Decision, Plan, box_iou
 from veil.recognition import FaceRecognizer, RecognitionUnavailable
 from veil.report import Check, Finding, Verification
@@ -60,6 +60,18 @@ class _Tally:
     def add(self, findings: tuple[list[Finding], list[Finding]]) -> None:
         self.failures.extend(findings[0])
         self.review.extend(findings[1])
+
+
+@dataclass(frozen=True)
+class Attacked:
+    """What attacking some frames of a clip's output found (a part's, by the
+    worker that made it, `veil.segments`), to be judged with the rest."""
+
+    failures: list[Finding]
+    review: list[Finding]
+    kept: list[Finding]
+    frames: int
+    faces_compared: int
 
 
 class Verifier:
@@ -97,7 +109,12 @@ class Verifier:
         return [self._retinaface.model, self._centerface.model, *recognition]
 
     def verify(
-        self, original: Path, output: Path, audio: AudioMode | None = None, plan: Plan | None = None
+        self,
+        original: Path,
+        output: Path,
+        audio: AudioMode | None = None,
+        plan: Plan | None = None,
+        attacked: Sequence[Attacked] | None = None,
     ) -> Verification:
         """Attack `output`, made from `original`. Raises VeilError only when
         the original itself cannot be read; anything wrong with the output
@@ -106,7 +123,12 @@ class Verifier:
         With the `plan` it was rendered from, its decisions are honoured and
         checked: a face seen where a region is kept visible is listed as
         kept, with its reason, and does not fail; one seen where a region
-        was dropped fails the file, as a face left visible by mistake."""
+        was dropped fails the file, as a face left visible by mistake.
+
+        With `attacked`, a clip's frames were attacked already, part by part
+        (`attack_part`, covering every frame once): what they found is
+        judged here, with this file's metadata, sound, size, frame count and
+        timing, read from its packets."""
         audio = audio or self.options.audio
         tally = _Tally(plan=plan)
         tags: list[str] = []
@@ -123,7 +145,7 @@ class Verifier:
             if tag.identifying:
                 tally.failures.append(Finding(Check.METADATA, f"identifying metadata left: {tag.name}"))
         if original.suffix.lower() in VIDEO_FORMATS:
-            self._verify_video(original, output, audio, tally)
+            self._verify_video(original, output, audio, tally, attacked)
         else:
             self._verify_photo(original, output, tally)
         return self._result(tally, tags)
@@ -161,12 +183,46 @@ class Verifier:
         tally.frames = 1
         tally.add(self._attack_frames_at_once([before], [after], [None], [True], tally)[0])
 
-    def _verify_video(self, original: Path, output: Path, audio: AudioMode, tally: _Tally) -> None:
-        with VideoSource(original) as source:
+    def attack_part(self, original: Path, part: Path, keep: range) -> Attacked:
+        """Attack the frames of `part`, a file holding frames `keep` of the
+        output made from `original` (which begins on a key frame there)."""
+        tally = _Tally()
+        limits = replace(InputLimits(), isolate=False)  # both were decoded whole under the limits
+        with VideoSource(original, limits) as source, VideoSource(part, limits) as result:
+            every = max(1, round(float(source.probe.rate) * self.options.recognition_every_s))
+            self._retinaface.expect_clip(len(keep))
+            self._centerface.expect_clip(len(keep))
+            try:
+                originals = source.frames_between(keep.start, keep.stop)
+                # A part's container counts its duration from 0, not from its first frame:
+                # read by its packets, without the check for a clip cut short.
+                outputs = (
+                    replace(frame, index=frame.index + keep.start)
+                    for frame in result.frames_between(0, len(keep))
+                )
+                with closing(prefetched(originals)) as befores, closing(prefetched(outputs)) as afters:
+                    self._attack_frames(befores, afters, every, tally)
+            finally:
+                self._retinaface.expect_clip(0)
+                self._centerface.expect_clip(0)
+        return Attacked(tally.failures, tally.review, tally.kept, tally.frames, tally.faces_compared)
+
+    def _verify_video(
+        self,
+        original: Path,
+        output: Path,
+        audio: AudioMode,
+        tally: _Tally,
+        attacked: Sequence[Attacked] | None,
+    ) -> None:
+        # Parts attacked: the clip and its parts were decoded whole under the
+        # limits already; here only packets are read.
+        limits = replace(InputLimits(), isolate=False) if attacked is not None else None
+        with VideoSource(original, limits) as source:
             expected = source.probe
             has_sound = source.audio_stream is not None
             try:
-                result = VideoSource(output)
+                result = VideoSource(output, limits)
             except VeilError as e:
                 tally.failures.append(Finding(Check.INTEGRITY, f"the output does not open: {e}"))
                 return
@@ -182,6 +238,9 @@ class Verifier:
                     )
                     return
                 _check_sound(has_sound, result.audio_stream is not None, audio, tally)
+                if attacked is not None:
+                    _judge_parts(source, result, attacked, tally)
+                    return
                 every = max(1, round(float(expected.rate) * self.options.recognition_every_s))
                 self._retinaface.expect_clip(expected.frames)
                 self._centerface.expect_clip(expected.frames)
@@ -376,6 +435,41 @@ def _check_sound(had: bool, has: bool, audio: AudioMode, tally: _Tally) -> None:
         tally.failures.append(Finding(Check.INTEGRITY, "the output has sound that should have been dropped"))
     elif wanted and not has:
         tally.failures.append(Finding(Check.INTEGRITY, "the output lost the original's sound"))
+
+
+def _judge_parts(
+    source: VideoSource, result: VideoSource, attacked: Sequence[Attacked], tally: _Tally
+) -> None:
+    """Take what the parts' attacks found, and check the output's frames
+    against the original's by their packets: as many, spanning as long."""
+    for part in attacked:
+        tally.failures.extend(part.failures)
+        tally.review.extend(part.review)
+        tally.kept.extend(part.kept)
+        tally.frames += part.frames
+        tally.faces_compared += part.faces_compared
+    try:
+        before, after = source.packet_index()[0], result.packet_index()[0]
+    except VeilError as e:
+        tally.failures.append(Finding(Check.INTEGRITY, f"the output does not decode: {e}"))
+        return
+    if len(after) != len(before) or tally.frames != len(before):
+        tally.failures.append(
+            Finding(
+                Check.INTEGRITY,
+                f"the output has {len(after)} frames ({tally.frames} attacked), the original {len(before)}",
+            )
+        )
+        return
+    before_s = (before[-1] - before[0]) * source.probe.time_base
+    after_s = (after[-1] - after[0]) * result.probe.time_base
+    if abs(before_s - after_s) > max(Fraction(1, 1000), result.probe.time_base):
+        tally.failures.append(
+            Finding(
+                Check.INTEGRITY,
+                f"the output's frames span {float(after_s):.3f} s, the original's {float(before_s):.3f} s",
+            )
+        )
 
 
 def _frames(video: VideoSource) -> Iterator[VideoFrameIn]:

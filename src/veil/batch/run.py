@@ -16,7 +16,7 @@ from veil.batch.journal import Journal, JournalError, fingerprint, options_key
 from veil.batch.raypool import RayPool
 from veil.batch.workers import WorkerPool
 from veil.detect import Detector
-from veil.jobs import Job
+from veil.jobs import Job, is_video
 from veil.media.files import output_root
 from veil.options import AnonymizeOptions
 from veil.pipeline import FrameProgress, Progress, anonymize_file, new_run_report, veil_version
@@ -92,12 +92,15 @@ def run_batch(
         if progress is not None:
             progress(report)
 
-    if ray is not None or (jobs > 1 and len(todo) > 1):
+    # Workers for more than one file, or for a clip they may do in parts.
+    clips = options.video.segment_frames > 0 and any(is_video(job.source) for _, job in todo)
+    workers = min(jobs, len(todo)) if not clips else jobs
+    if ray is not None or (jobs > 1 and (len(todo) > 1 or clips)):
         pool: WorkerPool | RayPool
         if ray is not None:
             pool = RayPool(max(1, min(jobs, len(todo))), options, ray.address)
         else:
-            pool = WorkerPool(min(jobs, len(todo)), options, on_frame)
+            pool = WorkerPool(workers, options, on_frame)
         try:
             head = pool.describe()
             for index, job, report in pool.run(todo, starting):

@@ -15,15 +15,20 @@ import contextlib
 import ctypes
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from veil.jobs import Job, failure_report
+from veil import segments
+from veil.jobs import Job, failure_report, is_video
 from veil.media.files import output_root
 from veil.options import AnonymizeOptions
 from veil.pipeline import FrameProgress, anonymize_file, new_run_report
@@ -110,6 +115,40 @@ def _anonymize(job: Job) -> FileReport:
             frames.put((os.getpid(), 0, 0))  # this worker's video, if any, is over
 
 
+def _frame_counter() -> FrameProgress | None:
+    assert _state is not None
+    frames = _state.frames
+    if frames is None:
+        return None
+
+    def on_frame(done: int, expected: int) -> None:
+        if done % 10 == 0 or done == expected:
+            frames.put((os.getpid(), done, expected))
+
+    return on_frame
+
+
+def _survey(job: Job) -> segments.Survey:
+    return segments.survey(job.source)
+
+
+def _part(job: Job, part: segments.Part, folder: Path) -> segments.PartResult:
+    assert _state is not None
+    try:
+        return segments.anonymize_part(
+            job, part, folder, _state.options, _state.detector, _state.verifier, _frame_counter()
+        )
+    finally:
+        if _state.frames is not None:
+            _state.frames.put((os.getpid(), 0, 0))
+
+
+def _join(job: Job, parts: list[segments.PartResult]) -> FileReport:
+    assert _state is not None
+    with output_root(job.root):
+        return segments.join_parts(job, parts, _state.options, _state.verifier)
+
+
 def _describe() -> Any:
     assert _state is not None
     return new_run_report(_state.options, _state.detector, _state.verifier)
@@ -155,42 +194,137 @@ class WorkerPool:
     def run(
         self, jobs: list[tuple[int, Job]], starting: Callable[[Job], None]
     ) -> Iterator[tuple[int, Job, FileReport]]:
-        """Anonymize `jobs` (index, job), at most one a worker at a time, and
-        yield each as it ends. `starting(job)` is called just before a job
-        is handed to a worker."""
-        waiting = list(reversed(jobs))
-        attempts: dict[int, int] = {}
-        running: dict[Future[FileReport], tuple[int, Job]] = {}
-        while waiting or running:
-            while waiting and len(running) < self.jobs:
-                index, job = waiting.pop()
-                starting(job)
-                attempts[index] = attempts.get(index, 0) + 1
-                running[self._pool.submit(_anonymize, job)] = (index, job)
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            broken = False
-            for future in finished:
-                index, job = running.pop(future)
-                try:
-                    yield index, job, future.result()
-                except BrokenProcessPool:
-                    broken = True
-                    if attempts[index] < ATTEMPTS:
-                        waiting.append((index, job))
+        """Anonymize `jobs` (index, job), one task a worker at a time, and
+        yield each job as it ends. `starting(job)` is called before each
+        task that may land the job's output. A long clip is surveyed, done
+        in parts and joined (`veil.segments`); one that cannot be is done
+        whole."""
+        waiting = deque(_Task("survey" if self._cuts(job) else "file", index, job) for index, job in jobs)
+        attempts: dict[tuple[str, int, int], int] = {}
+        running: dict[Future[Any], _Task] = {}
+        splits: dict[int, _Split] = {}
+        try:
+            while waiting or running:
+                while waiting and len(running) < self.jobs:
+                    task = waiting.popleft()
+                    if task.kind != "part":
+                        starting(task.job)
+                    attempts[task.key] = attempts.get(task.key, 0) + 1
+                    running[self._submit(task, splits)] = task
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                broken = False
+                for future in finished:
+                    task = running.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        if attempts[task.key] < ATTEMPTS:
+                            waiting.appendleft(task)
+                        elif task.kind in ("file", "join"):
+                            yield task.index, task.job, failure_report(task.job.source, _WorkerDied())
+                        else:
+                            self._whole(task, splits, waiting)
+                        continue
+                    except Exception:  # a survey or part that could not be: the clip in one piece
+                        self._whole(task, splits, waiting)
+                        continue
+                    if task.kind in ("file", "join"):
+                        self._forget(task.index, splits)
+                        yield task.index, task.job, result
+                    elif task.kind == "survey":
+                        self._split(task, result, splits, waiting)
                     else:
-                        yield index, job, failure_report(job.source, _WorkerDied())
-            if broken:  # the others in flight died with the pool: try them again
-                for index, job in running.values():
-                    waiting.append((index, job))
-                running.clear()
-                self._pool.shutdown(wait=True, cancel_futures=True)
-                self._pool = self._new_pool()
+                        self._part_done(task, result, splits, waiting)
+                if broken:  # the others in flight died with the pool: try them again
+                    for task in running.values():
+                        waiting.appendleft(task)
+                    running.clear()
+                    self._pool.shutdown(wait=True, cancel_futures=True)
+                    self._pool = self._new_pool()
+        finally:
+            for index in list(splits):
+                self._forget(index, splits)
+
+    def _cuts(self, job: Job) -> bool:
+        return self.jobs > 1 and self.options.video.segment_frames > 0 and is_video(job.source)
+
+    def _submit(self, task: _Task, splits: dict[int, _Split]) -> Future[Any]:
+        if task.kind == "file":
+            return self._pool.submit(_anonymize, task.job)
+        if task.kind == "survey":
+            return self._pool.submit(_survey, task.job)
+        if task.kind == "part":
+            assert task.part is not None
+            return self._pool.submit(_part, task.job, task.part, splits[task.index].folder)
+        return self._pool.submit(_join, task.job, list(splits[task.index].done.values()))
+
+    def _split(
+        self, task: _Task, clip: segments.Survey, splits: dict[int, _Split], waiting: deque[_Task]
+    ) -> None:
+        parts = segments.plan_parts(clip, self.jobs, self.options)
+        if not parts:
+            waiting.appendleft(_Task("file", task.index, task.job))
+            return
+        splits[task.index] = _Split(Path(tempfile.mkdtemp(prefix="veil-parts-")), len(parts))
+        for part in reversed(parts):  # next, before other files: the clip's output comes sooner
+            waiting.appendleft(_Task("part", task.index, task.job, part))
+
+    def _part_done(
+        self, task: _Task, result: segments.PartResult, splits: dict[int, _Split], waiting: deque[_Task]
+    ) -> None:
+        split = splits.get(task.index)
+        if split is None or split.abandoned:
+            return
+        split.done[result.number] = result
+        if len(split.done) == split.parts:
+            waiting.appendleft(_Task("join", task.index, task.job))
+
+    def _whole(self, task: _Task, splits: dict[int, _Split], waiting: deque[_Task]) -> None:
+        """Give up cutting `task`'s clip (once): it is done in one piece."""
+        split = splits.get(task.index)
+        if split is not None and split.abandoned:
+            return
+        if split is not None:
+            split.abandoned = True
+        waiting.appendleft(_Task("file", task.index, task.job))
+
+    @staticmethod
+    def _forget(index: int, splits: dict[int, _Split]) -> None:
+        split = splits.pop(index, None)
+        if split is not None:
+            shutil.rmtree(split.folder, ignore_errors=True)
 
     def close(self, cancel: bool = False) -> None:
         self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
         if self._frames is not None and self._watcher is not None:
             self._frames.put(None)
             self._watcher.join(5)
+
+
+@dataclass(frozen=True)
+class _Task:
+    """A job's work for one worker: the whole file, or a clip's survey, one
+    of its parts, or their join."""
+
+    kind: str  # "file", "survey", "part" or "join"
+    index: int
+    job: Job
+    part: segments.Part | None = None
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return self.kind, self.index, self.part.number if self.part else -1
+
+
+@dataclass
+class _Split:
+    """A clip being done in parts: their folder and those done."""
+
+    folder: Path
+    parts: int
+    done: dict[int, segments.PartResult] = field(default_factory=dict)
+    abandoned: bool = False
 
 
 class FrameTally:

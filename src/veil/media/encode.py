@@ -48,13 +48,31 @@ class VideoSink:
         audio: AudioMode,
         crf: int,
         bitrate_cap: float = 0.0,
+        encoded: av.VideoStream | None = None,
+        exact_start: bool = False,
     ) -> None:
         """`bitrate_cap`: the H.264 stream's bit rate is held under this
         multiple of the input's (0: no cap), so a clip keeps about its size.
-        `path` may be an open file (`atomic_output`'s): PyAV then writes to it."""
+        `path` may be an open file (`atomic_output`'s): PyAV then writes to it.
+        With `encoded`, a stream encoded already (the first of a clip's parts,
+        `veil.segments`) says what the video is, and its packets and those of
+        the other parts are given to `write_packet`, not encoded again.
+        `exact_start`: an MP4 or MOV file says where its first frame starts in
+        the stream's own time base, not in milliseconds (its edit list would
+        round a part's start by up to half of one)."""
         target = str(path) if isinstance(path, Path) else path
-        self._container = av.open(target, mode="w", format=container_format)
+        settings = {}
+        if exact_start and container_format in ("mp4", "mov"):
+            settings["movie_timescale"] = str(probe.time_base.denominator)
+        self._container = av.open(target, mode="w", format=container_format, options=settings)
         self._time_base = probe.time_base
+        self._encoding = encoded is None
+        self._last_dts: int | None = None
+        if encoded is not None:
+            self._video = self._container.add_stream_from_template(encoded)
+            self._video.metadata.clear()
+            self._add_sound(container_format, probe, audio_in, audio)
+            return
         vp9 = container_format in _VP9_CONTAINERS
         stream = self._container.add_stream("libvpx-vp9" if vp9 else "libx264", rate=probe.rate)
         stream.width, stream.height = probe.width, probe.height
@@ -79,6 +97,11 @@ class VideoSink:
                 cap = round(probe.bit_rate * bitrate_cap)
                 stream.options |= {"maxrate": str(cap), "bufsize": str(cap)}
         self._video = stream
+        self._add_sound(container_format, probe, audio_in, audio)
+
+    def _add_sound(
+        self, container_format: str, probe: VideoProbe, audio_in: av.AudioStream | None, audio: AudioMode
+    ) -> None:
         self.audio_mode = audio if audio_in is not None else None
         self._audio_in = audio_in
         self._audio_out: av.AudioStream | None = None
@@ -134,6 +157,24 @@ class VideoSink:
         self._mux(self._video.encode(frame))
         self.frames += 1
 
+    def write_packet(self, packet: av.Packet) -> None:
+        """A packet of an encoded part of this clip (frames in PTS order across
+        parts, each part starting on a key frame). A decoding timestamp that
+        would not follow the last, where one part's reordering delay meets
+        the next part's start, is moved just after it."""
+        assert not self._encoding
+        if packet.pts is not None:
+            pts = round(packet.pts * packet.time_base / self._time_base)
+            self._first_pts = pts if self._first_pts is None else min(self._first_pts, pts)
+            self._last_pts = pts if self._last_pts is None else max(self._last_pts, pts)
+            self.frames += 1
+        if packet.dts is not None and self._last_dts is not None and packet.dts <= self._last_dts:
+            packet.dts = self._last_dts + 1
+        if packet.dts is not None:
+            self._last_dts = int(packet.dts)
+        packet.stream = self._video
+        self._mux([packet])
+
     def write_audio(self, packet: av.Packet) -> None:
         if self._audio_out is None or self._audio_in is None:
             return
@@ -151,7 +192,8 @@ class VideoSink:
 
     def close(self) -> None:
         """Flush the encoders and finish the file."""
-        self._mux(self._video.encode(None))
+        if self._encoding:
+            self._mux(self._video.encode(None))
         if self._audio_out is not None and not self._copy_audio:
             if self.audio_mode is AudioMode.MUTE:
                 self._write_silence()

@@ -23,6 +23,7 @@ import numpy.typing as npt
 from veil.errors import (
     CorruptInputError,
     ImageTooLargeError,
+    SeekError,
     UnreadableInputError,
     UnsupportedFormatError,
 )
@@ -223,6 +224,64 @@ class VideoSource:
             raise CorruptInputError(f"truncated or damaged: decoded {index} of {self.probe.frames} frames")
         self._check_length(first_pts, last_pts)
 
+    def iter_audio(self) -> Iterator[av.Packet]:
+        """The packets of the first audio stream, in file order (none without one)."""
+        if self.audio_stream is None:
+            return
+        try:
+            self._container.seek(0)
+            for packet in self._container.demux(self.audio_stream):
+                if packet.dts is not None:
+                    yield packet
+        except av.FFmpegError as e:
+            raise CorruptInputError(f"damaged or truncated sound: {e}") from e
+
+    def packet_index(self) -> tuple[list[int], list[int]]:
+        """The video packets' timestamps in presentation order (one a frame,
+        read without decoding), and the indices among them of key frames."""
+        try:
+            packets = [
+                (int(p.pts), p.is_keyframe)
+                for p in self._container.demux(self._video)
+                if p.pts is not None and p.size
+            ]
+            self._container.seek(0)
+        except av.FFmpegError as e:
+            raise CorruptInputError(f"damaged video: {e}") from e
+        packets.sort()
+        stamps = [pts for pts, _ in packets]
+        return stamps, [index for index, (_, key) in enumerate(packets) if key]
+
+    def frames_between(self, seek: int, stop: int, start: int | None = None) -> Iterator[VideoFrameIn]:
+        """Frames `start` (default: `seek`) to `stop` (exclusive), decoded
+        from a seek to frame `seek`, which must be a key frame of
+        `packet_index`. A frame whose timestamp is not the one the index
+        gives its place raises SeekError: the file cannot be read in pieces."""
+        stamps = self.packet_index()[0]
+        index: int | None = None
+        first = seek if start is None else start
+        try:
+            # A demuxer may land on an earlier key frame (MOV seeks by decoding
+            # time): frames before the one asked for are decoded and passed.
+            self._container.seek(stamps[seek], stream=self._video, backward=True, any_frame=False)
+            for frame in self._container.decode(self._video):
+                if index is None:
+                    index = bisect.bisect_left(stamps, frame.pts) if frame.pts is not None else len(stamps)
+                    if index > seek or index == len(stamps):
+                        raise SeekError(f"a seek to frame {seek} landed after it")
+                if getattr(frame, "is_corrupt", False):
+                    raise CorruptInputError(f"damaged video data at frame {index}")
+                if frame.pts != stamps[index]:
+                    raise SeekError(f"frame {index} has timestamp {frame.pts}, not {stamps[index]}")
+                if index >= first:
+                    yield VideoFrameIn(index, stamps[index], self._upright(frame))
+                index += 1
+                if index == stop:
+                    return
+        except av.FFmpegError as e:
+            raise CorruptInputError(f"damaged or truncated video at frame {index}: {e}") from e
+        raise SeekError(f"frames end at {index}, before {stop}")
+
     def _upright(self, frame: av.VideoFrame) -> npt.NDArray[np.uint8]:
         """A decoded frame's RGB pixels, turned as the display matrix says."""
         pixels = frame.to_ndarray(format="rgb24")
@@ -315,12 +374,7 @@ class FrameReader(VideoSource):
         return len(self._pts)
 
     def _scan(self) -> list[int]:
-        try:
-            stamps = [int(p.pts) for p in self._container.demux(self._video) if p.pts is not None and p.size]
-            self._container.seek(0)
-        except av.FFmpegError as e:
-            raise CorruptInputError(f"damaged video: {e}") from e
-        stamps.sort()
+        stamps, _ = self.packet_index()
         if not stamps:
             raise CorruptInputError("no video frames")
         return stamps

@@ -99,6 +99,16 @@ class TrackRecorder:
             held.append(box)
         return held
 
+    @classmethod
+    def joined(cls, parts: Sequence[TrackRecorder]) -> TrackRecorder:
+        """The recorders of a clip's consecutive parts as one: a track of
+        each part is a region of its own."""
+        whole = cls()
+        for number, part in enumerate(parts):
+            for key, track in part._tracks.items():
+                whole._tracks[f"{number}:{key}"] = track
+        return whole
+
     def plan(self, source: Source, mask: MaskOptions, veil_version: str | None = None) -> Plan:
         regions = []
         for number, track in enumerate(self._tracks.values(), start=1):
