@@ -387,3 +387,25 @@ def test_an_output_that_cannot_be_verified_is_not_left(
     assert report.status is FileStatus.FAILED and report.error == "damaged video data at frame 0"
     assert not target.exists() and not plan_path(target).exists()
     assert partials(tmp_path / "out") == []
+
+
+def test_a_killed_runs_private_folder_is_swept_by_the_next_run() -> None:
+    """The private folders in the temporary folder (a local Ray's, a clip's
+    parts): one that no run holds (its run was killed) goes when another of
+    its kind is made; one a run holds stays."""
+    import tempfile
+
+    from veil.media.private import PrivateFolder
+
+    held = PrivateFolder("veil-test-private-")
+    stale = Path(tempfile.mkdtemp(prefix="veil-test-private-"))
+    (stale / "in-use").touch()  # its lock file, not held: the run that made it is gone
+    (stale / "part0000.mp4").write_bytes(b"left by a kill -9")
+    fresh = PrivateFolder("veil-test-private-")
+    try:
+        assert not stale.exists()
+        assert held.path.is_dir() and fresh.path.is_dir()
+    finally:
+        held.remove()
+        fresh.remove()
+    assert not held.path.exists() and not fresh.path.exists()

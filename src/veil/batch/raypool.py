@@ -21,12 +21,8 @@ inputs and the output folder at the same paths (a shared file system).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
-import shutil
-import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +33,7 @@ from veil.batch.workers import ATTEMPTS, core_shares, die_with_parent
 from veil.errors import VeilError
 from veil.jobs import Job, failure_report
 from veil.media.files import output_root
+from veil.media.private import PrivateFolder
 from veil.options import AnonymizeOptions
 from veil.pipeline import anonymize_file, new_run_report
 from veil.report import FileReport, RunReport
@@ -46,39 +43,6 @@ CLUSTER_WORKER_CPUS = 4  # what an actor asks of a cluster's node (at most), and
 # Ray's usage module reads the cluster's launch file from the home folder;
 # one that says nothing keeps it from asking the cloud instead.
 _BOOTSTRAP = "# veil's private Ray home: no launch config, and no cloud to ask about.\n{}\n"
-
-
-_PRIVATE_PREFIX = "veil-ray-"
-_LOCK = "in-use"  # flock-ed while its run lives
-
-
-def _sweep_stale() -> None:
-    """Remove the private folders of local Rays whose run was killed: their
-    logs name the files of that batch."""
-    for folder in Path(tempfile.gettempdir()).glob(_PRIVATE_PREFIX + "*"):
-        try:
-            info = folder.lstat()
-            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-                continue
-            lock = os.open(folder / _LOCK, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            continue  # a run of veil's is using it
-        finally:
-            os.close(lock)
-        _remove_tree(folder)
-
-
-def _remove_tree(folder: Path) -> None:
-    """Remove `folder`, again while Ray's processes, ending, still write in it."""
-    for _ in range(20):
-        shutil.rmtree(folder, ignore_errors=True)
-        if not os.path.lexists(folder):
-            return
-        time.sleep(0.25)
 
 
 def _last_line(path: Path) -> str:
@@ -138,7 +102,7 @@ class RayPool:
             raise RayStartError("--ray needs Ray: pip install 'veil[ray]'") from e
         self._ray = ray
         self._private: Path | None = None
-        self._lock: int | None = None
+        self._folder: PrivateFolder | None = None
         self._home = os.environ.get("HOME")
         os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
         os.environ["ORT_DISABLE_TELEMETRY"] = "1"
@@ -177,14 +141,8 @@ class RayPool:
 
         if not netns.inside():
             raise RayStartError("a local Ray runs only in veil's own network namespace (the CLI makes it)")
-        _sweep_stale()
-        # Made under another name and named only once its lock is held, so
-        # that no other run's sweep takes it for a stale one.
-        making = Path(tempfile.mkdtemp(prefix="." + _PRIVATE_PREFIX))
-        self._lock = os.open(making / _LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
-        self._private = making.with_name(making.name[1:])
-        making.rename(self._private)
+        self._folder = PrivateFolder("veil-ray-")  # a killed run's is swept first: its logs name files
+        self._private = self._folder.path
         home = self._private / "home"
         home.mkdir()
         (home / "ray_bootstrap_config.yaml").write_text(_BOOTSTRAP)
@@ -280,12 +238,9 @@ class RayPool:
         self._clean()
 
     def _clean(self) -> None:
-        if self._private is not None:
-            _remove_tree(self._private)
-            self._private = None
-        if self._lock is not None:
-            os.close(self._lock)
-            self._lock = None
+        if self._folder is not None:
+            self._folder.remove()
+            self._folder = self._private = None
         if self._home is not None:
             os.environ["HOME"] = self._home
 

@@ -15,9 +15,7 @@ import contextlib
 import ctypes
 import multiprocessing
 import os
-import shutil
 import signal
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -30,6 +28,7 @@ from typing import Any
 from veil import segments
 from veil.jobs import Job, failure_report, is_video
 from veil.media.files import output_root
+from veil.media.private import PrivateFolder
 from veil.options import AnonymizeOptions
 from veil.pipeline import FrameProgress, anonymize_file, new_run_report
 from veil.report import FileReport, RunReport
@@ -256,7 +255,7 @@ class WorkerPool:
             return self._pool.submit(_survey, task.job)
         if task.kind == "part":
             assert task.part is not None
-            return self._pool.submit(_part, task.job, task.part, splits[task.index].folder)
+            return self._pool.submit(_part, task.job, task.part, splits[task.index].folder.path)
         return self._pool.submit(_join, task.job, list(splits[task.index].done.values()))
 
     def _split(
@@ -266,7 +265,7 @@ class WorkerPool:
         if not parts:
             waiting.appendleft(_Task("file", task.index, task.job))
             return
-        splits[task.index] = _Split(Path(tempfile.mkdtemp(prefix="veil-parts-")), len(parts))
+        splits[task.index] = _Split(PrivateFolder("veil-parts-"), len(parts))
         for part in reversed(parts):  # next, before other files: the clip's output comes sooner
             waiting.appendleft(_Task("part", task.index, task.job, part))
 
@@ -293,7 +292,7 @@ class WorkerPool:
     def _forget(index: int, splits: dict[int, _Split]) -> None:
         split = splits.pop(index, None)
         if split is not None:
-            shutil.rmtree(split.folder, ignore_errors=True)
+            split.folder.remove()
 
     def close(self, cancel: bool = False) -> None:
         self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
@@ -319,9 +318,10 @@ class _Task:
 
 @dataclass
 class _Split:
-    """A clip being done in parts: their folder and those done."""
+    """A clip being done in parts: their folder (a killed run's is swept by
+    the next) and those done."""
 
-    folder: Path
+    folder: PrivateFolder
     parts: int
     done: dict[int, segments.PartResult] = field(default_factory=dict)
     abandoned: bool = False
