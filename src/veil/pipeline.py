@@ -274,28 +274,21 @@ def _anonymize_video(
         finally:
             detector.expect_clip(0)
     tracking = streamed.tracker.summary()
-    origin = Source(source.name, sha256, probe.width, probe.height, sink.frames, str(probe.time_base))
-    plan = streamed.recorder.plan(origin, options.mask, veil_version())
-    report = video_file_report(
+    return video_result(
         source,
         target,
         container_format,
         probe,
         sink,
-        VideoReport(
-            frames=sink.frames,
-            duration_s=0.0,
-            time_base=str(probe.time_base),
-            audio="",
-            rotation_baked=probe.rotation,
-            tracks=tracking.tracks,
-            frames_filled_by_tracking=tracking.frames_filled,
-            candidates_not_masked=streamed.not_masked,
-            faces_per_frame=streamed.faces_per_frame,
-            boxes_per_frame=streamed.boxes_per_frame,
-        ),
+        sha256,
+        streamed.recorder,
+        options,
+        tracks=tracking.tracks,
+        frames_filled_by_tracking=tracking.frames_filled,
+        candidates_not_masked=streamed.not_masked,
+        faces_per_frame=streamed.faces_per_frame,
+        boxes_per_frame=streamed.boxes_per_frame,
     )
-    return report, plan
 
 
 def output_sink(
@@ -314,12 +307,30 @@ def output_sink(
     )
 
 
-def video_file_report(
-    source: Path, target: Path, container_format: str, probe: VideoProbe, sink: VideoSink, video: VideoReport
-) -> FileReport:
-    """The report of a clip written through `sink`: `video` with the sink's
-    duration and what became of the sound."""
-    return FileReport(
+def video_result(
+    source: Path,
+    target: Path,
+    container_format: str,
+    probe: VideoProbe,
+    sink: VideoSink,
+    sha256: str,
+    recorder: TrackRecorder,
+    options: AnonymizeOptions,
+    **counts: Any,
+) -> tuple[FileReport, Plan]:
+    """The report and plan of a clip written through `sink`, its masks from
+    `recorder`; `counts`: the tracking and detection figures of VideoReport."""
+    origin = Source(source.name, sha256, probe.width, probe.height, sink.frames, str(probe.time_base))
+    plan = recorder.plan(origin, options.mask, veil_version())
+    video = VideoReport(
+        frames=sink.frames,
+        duration_s=round(float(sink.duration), 6),
+        time_base=str(probe.time_base),
+        audio=sink.audio_outcome,
+        rotation_baked=probe.rotation,
+        **counts,
+    )
+    report = FileReport(
         input=str(source),
         status=FileStatus.ANONYMIZED,
         output=str(target),
@@ -327,8 +338,9 @@ def video_file_report(
         width=probe.width,
         height=probe.height,
         metadata_removed=probe.metadata,
-        video=replace(video, duration_s=round(float(sink.duration), 6), audio=sink.audio_outcome),
+        video=video,
     )
+    return report, plan
 
 
 @dataclass(frozen=True)

@@ -41,15 +41,14 @@ from veil.pipeline import (
     Span,
     output_sink,
     stream_frames,
-    veil_version,
-    video_file_report,
+    video_result,
     write_checked,
 )
 from veil.plan.files import file_sha256
 from veil.plan.make import TrackRecorder
-from veil.plan.model import Plan, Source
+from veil.plan.model import Plan
 from veil.plan.render import MAX_VIDEO_BYTES
-from veil.report import FileReport, VideoReport
+from veil.report import FileReport
 from veil.verify import Attacked, Verifier
 
 
@@ -251,30 +250,22 @@ def _joined(
     expected = sum(len(part.faces_per_frame) for part in parts)
     if sink.frames != expected:
         raise SeekError(f"the parts joined hold {sink.frames} frames, not {expected}")
-    recorder = TrackRecorder.joined([part.recorder for part in parts])
-    origin = Source(source.name, sha256, probe.width, probe.height, sink.frames, str(probe.time_base))
-    plan = recorder.plan(origin, options.mask, veil_version())
-    report = video_file_report(
+    return video_result(
         source,
         target,
         container_format,
         probe,
         sink,
-        VideoReport(
-            frames=sink.frames,
-            duration_s=0.0,
-            time_base=str(probe.time_base),
-            audio="",
-            rotation_baked=probe.rotation,
-            tracks=sum(part.tracks for part in parts),
-            frames_filled_by_tracking=sum(part.frames_filled for part in parts),
-            candidates_not_masked=sum(part.not_masked for part in parts),
-            parts=len(parts),
-            faces_per_frame=[count for part in parts for count in part.faces_per_frame],
-            boxes_per_frame=[boxes for part in parts for boxes in part.boxes_per_frame],
-        ),
+        sha256,
+        TrackRecorder.joined([part.recorder for part in parts]),
+        options,
+        tracks=sum(part.tracks for part in parts),
+        frames_filled_by_tracking=sum(part.frames_filled for part in parts),
+        candidates_not_masked=sum(part.not_masked for part in parts),
+        parts=len(parts),
+        faces_per_frame=[count for part in parts for count in part.faces_per_frame],
+        boxes_per_frame=[boxes for part in parts for boxes in part.boxes_per_frame],
     )
-    return report, plan
 
 
 def _packets(reader: av.container.InputContainer, stream: av.VideoStream) -> Iterator[av.Packet]:
