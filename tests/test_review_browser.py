@@ -112,7 +112,7 @@ def test_a_person_fixes_a_photo(page: Any, tmp_path: Path, astronaut: npt.NDArra
         assert "FAIL" in card.inner_text()  # the missed face fails verification
         card.click()
         page.wait_for_selector("#regions li")
-        assert page.locator("#regions li").first.get_attribute("data-id") == "f9"  # least sure first
+        assert page.locator("#regions li[data-id]").first.get_attribute("data-id") == "f9"  # least sure first
         assert "FAIL" in page.locator("#findings").inner_text()
 
         page.locator("#regions li[data-id=f9] .id").click()
@@ -162,7 +162,9 @@ def test_a_person_fixes_a_photo(page: Any, tmp_path: Path, astronaut: npt.NDArra
 
     file = json.loads((outdir / "veil-render.json").read_text())["files"][0]
     assert file["verification"]["passed"] is True
+    looked = file["review"].pop("looked_at")
     assert file["review"] == {"approved": True, "changes": 3, "renders": 1}
+    assert {"f9", "f2"} <= set(looked)  # selected or decided: looked at
     assert file["decisions"]["dropped"] == ["f9"] and file["decisions"]["added"] == [drawn[0]["id"]]
     assert file["decisions"]["kept"] == [{"id": "f2", "reason": "the mission commander, speaking in public"}]
     assert not (outdir / ".veil-review").exists()
