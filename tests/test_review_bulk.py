@@ -114,7 +114,7 @@ def test_the_proof_of_people_falls_with_what_stood_on_it() -> None:
     assert len(proof.dependants) == 30 and "f90" not in proof.dependants  # the confirmed one stays
     text, action = explain.proof_words(proof)
     assert text == "veil treats this picture as showing people because of f1"
-    assert action == "drop f1 and the 30 weak regions that depended on it"
+    assert action == "not a face? drop f1 and the 30 weak regions that depended on it"
     cleared = plan.decide_many(proof.to_drop, Decision.DROP)
     masked = {r.id for r in cleared.regions if r.decision is Decision.MASK}
     assert masked == {"f90", "m1"}

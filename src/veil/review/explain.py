@@ -184,9 +184,10 @@ def proof_words(proof: PeopleProof) -> tuple[str, str | None]:
         them = "it" if len(proof.standing) == 1 else "them"
         names = _names(proof.standing)
         text = f"veil treats this picture as showing people because of {names}"
+        doubt = "not a face?" if len(proof.standing) == 1 else "not faces?"
         if weak:
-            return text, f"drop {names} and {weak_words} that depended on {them}"
-        return text, f"drop {names}"
+            return text, f"{doubt} drop {names} and {weak_words} that depended on {them}"
+        return text, f"{doubt} drop {names}"
     if proof.anchors:
         names = _names(proof.anchors)
         text = f"You dropped {names}, what made veil treat this picture as showing people"

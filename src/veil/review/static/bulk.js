@@ -199,7 +199,7 @@ function renderBulk() {
   if (people) {
     const parts = [element("p", {}, people.text + ".")];
     const buttons = element("div", { class: "buttons" });
-    for (const id of people.standing.length ? people.standing : people.anchors) {
+    for (const id of (people.standing.length ? people.standing : people.anchors).slice(0, 3)) {
       const show = element("button", { title: "Select it on the picture" }, `show ${id}`);
       show.addEventListener("click", () => { select(id); zoomOnSelected(); });
       buttons.append(show);
