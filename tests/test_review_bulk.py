@@ -76,7 +76,8 @@ def test_many_regions_are_decided_as_one_edit(tmp_path: Path) -> None:
 def test_regions_are_explained_in_plain_words() -> None:
     plan = flower_plan(weak=2)
     words = {r.id: explain.said(r) for r in plan.regions}
-    assert words["f1"] == "a face, sure"
+    assert words["f1"] == "a face, sure: a weak find, but two looks at it agreed firmly"  # scored 0.31
+    assert explain.said(face(7, Reason.SURE, 0.93)) == "a face, sure"
     assert words["f2"] == "weak, masked because this picture shows people"
     assert words["f90"] == "a face, confirmed by a second look"
     assert words["f91"].startswith("not masked: far larger than the faces around it")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from veil.choose import Reason
+from veil.options import ChoiceOptions
 from veil.plan.model import Decision, Kind, Plan, Region
 
 
@@ -104,9 +105,11 @@ def said(region: Region) -> str:
     if region.kind is Kind.MANUAL:
         return f"drawn by a person: {region.label}" if region.label else "drawn by a person"
     reason = _reason(region)
+    found = region.found
+    if reason is Reason.SURE and found is not None and found.score < ChoiceOptions().sure_score:
+        return "a face, sure: a weak find, but two looks at it agreed firmly"
     if reason is not None:
         return _SAID[reason]
-    found = region.found
     if found is not None and region.box is None and found.why is None:
         filled = f", filled in by tracking in {found.frames_filled}" if found.frames_filled else ""
         return f"a face veil followed: found in {found.frames_detected or 0} frames{filled}"
