@@ -115,7 +115,7 @@ def test_a_person_fixes_a_photo(page: Any, tmp_path: Path, astronaut: npt.NDArra
         assert "FAIL" in card.inner_text()  # the missed face fails verification
         card.click()
         page.wait_for_selector("#regions li")
-        assert page.locator("#regions li").first.get_attribute("data-id") == "f9"  # least sure first
+        assert page.locator("#regions li[data-id]").first.get_attribute("data-id") == "f9"  # least sure first
         assert "FAIL" in page.locator("#findings").inner_text()
 
         page.locator("#regions li[data-id=f9] .id").click()
@@ -165,7 +165,9 @@ def test_a_person_fixes_a_photo(page: Any, tmp_path: Path, astronaut: npt.NDArra
 
     file = json.loads((outdir / "veil-render.json").read_text())["files"][0]
     assert file["verification"]["passed"] is True
+    looked = file["review"].pop("looked_at")
     assert file["review"] == {"approved": True, "changes": 3, "renders": 1}
+    assert {"f9", "f2"} <= set(looked)  # selected or decided: looked at
     assert file["decisions"]["dropped"] == ["f9"] and file["decisions"]["added"] == [drawn[0]["id"]]
     assert file["decisions"]["kept"] == [{"id": "f2", "reason": "the mission commander, speaking in public"}]
     assert not (outdir / ".veil-review").exists()
@@ -200,8 +202,9 @@ def test_an_apply_that_fails_verification_leaves_the_output(
     Image.fromarray(astronaut).save(tmp_path / "in" / "one.png")
     outdir = tmp_path / "out"
     assert run("anonymize", tmp_path / "in", "-o", outdir, "-q") == 0  # verified: it passes
-    on_disk = [outdir / name for name in ("one.png", "one.png.plan.json", "veil-report.json")]
+    on_disk = [outdir / name for name in ("one.png", "one.png.plan.json")]
     before = [path.read_bytes() for path in on_disk]
+    report_before = json.loads((outdir / "veil-report.json").read_text())
     with serving(outdir) as (keys, _):
         page.goto(keys.url())
         page.locator("#grid li", has_text="one.png").click()
@@ -220,6 +223,10 @@ def test_an_apply_that_fails_verification_leaves_the_output(
         if SHOTS:
             page.screenshot(path=str(SHOTS / "review-refused.png"))
     assert [path.read_bytes() for path in on_disk] == before  # byte for byte
+    report = json.loads((outdir / "veil-report.json").read_text())
+    assert report["files"][0]["review"]["looked_at"] == ["f1"]  # the only change: what the person looked at
+    report["files"][0]["review"] = report_before["files"][0]["review"]
+    assert report == report_before  # the verification and everything else as it was
     assert (outdir / "one.png.plan.draft.json").exists()  # the person's work is kept
     assert not (outdir / ".veil-review").exists()
 

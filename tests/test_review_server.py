@@ -263,7 +263,7 @@ def test_approval_waits_for_applied_changes(server: tuple[TestClient, Secrets, B
     response = client.post(f"/api/files/{item}/approve", json={}, headers=headers)
     assert response.status_code == 400 and "apply" in response.json()["error"]
     report = json.loads((outdir / "veil-report.json").read_text())
-    assert all(file["review"] is None for file in report["files"])
+    assert not any(file["review"] and file["review"]["approved"] for file in report["files"])
 
 
 def test_the_address_opens_one_browser_only(server: tuple[TestClient, Secrets, Batch]) -> None:

@@ -125,6 +125,8 @@ class ReviewRecord:
     approved: bool = False
     changes: int = 0  # edits made to the plan
     renders: int = 0  # outputs rendered again from the edited plan
+    # the plan's regions a person has looked at (selected or decided), by id
+    looked_at: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -217,6 +217,22 @@ class Plan:
         region = Region(self.next_id(Kind.MANUAL), Kind.MANUAL, Decision.MASK, shape, box, (), keys, label)
         return replace(self, regions=(*self.regions, region))
 
+    def decide_many(self, region_ids: Sequence[str], decision: Decision, reason: str | None = None) -> Plan:
+        """This plan with the decision of every region in `region_ids` changed
+        at once, as one edit; every id must name a region of this plan."""
+        ids = list(dict.fromkeys(region_ids))
+        if not ids:
+            raise PlanError("plan: no region to decide")
+        known = {r.id for r in self.regions}
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+            raise PlanError(f"plan: no region {unknown[0]!r} in this plan{more}")
+        plan = self
+        for region_id in ids:  # one rule for one region and for many: Plan.decide's
+            plan = plan.decide(region_id, decision, reason)
+        return plan
+
     def next_id(self, kind: Kind) -> str:
         prefix = "f" if kind is Kind.FACE else "m"
         used = {r.id for r in self.regions}

@@ -18,7 +18,7 @@ import json
 import os
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -73,6 +73,8 @@ class Item:
     draft: Draft | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     rejected: FileReport | None = None  # the last Apply's render, refused: it failed verification
+    looked_at: set[str] = field(default_factory=set)  # region ids a person has looked at
+    read: tuple[Path, int, Plan] | None = None  # the plan last read for counts, with its mtime
 
     @property
     def plan_file(self) -> Path | None:
@@ -103,7 +105,9 @@ class Batch:
             output = self._find(file.output) if file.output else None
             original = self._find(file.input)
             name = _inside(output, outdir) if output is not None else file.input
-            self.items[item_id] = Item(item_id, index, name, original, output, is_video(Path(file.input)))
+            item = Item(item_id, index, name, original, output, is_video(Path(file.input)))
+            item.looked_at = set(file.review.looked_at) if file.review else set()
+            self.items[item_id] = item
 
     def _find(self, recorded: str) -> Path | None:
         """A path as the report recorded it: absolute, or relative to where
@@ -144,6 +148,23 @@ class Batch:
             check_plan_source(plan, item.original)
             item.draft = Draft(plan, draft_path(item.output))
             return item.draft
+
+    def plan_now(self, item: Item) -> Plan | None:
+        """The item's plan as a person has it now (its draft), for counts: read
+        without opening the original; None when there is none to read."""
+        if item.draft is not None:
+            return item.draft.plan
+        if item.output is None or item.plan_file is None:
+            return None
+        saved = draft_path(item.output)
+        path = saved if saved.is_file() else item.plan_file
+        try:
+            mtime = path.stat().st_mtime_ns
+            if item.read is None or item.read[:2] != (path, mtime):
+                item.read = (path, mtime, load_plan(path))
+        except (OSError, VeilError):
+            return None
+        return item.read[2]
 
     def change(self, item: Item, edit: Callable[[Plan], Plan]) -> Draft:
         draft = self.draft(item)
@@ -235,18 +256,35 @@ class Batch:
         self._save(item, report)
         return report
 
+    def look(self, item: Item, region_ids: Iterable[str]) -> set[str]:
+        """Record that a person has looked at these regions of the item. It
+        goes into the report's review record, not the plan: looking changes
+        nothing to apply, and survives a restart of the review."""
+        with self._write_lock:
+            new = set(region_ids) - item.looked_at
+            if new:
+                item.looked_at |= new
+                self._write(item, self.file(item))
+            return set(item.looked_at)
+
     def _save(self, item: Item, file: FileReport, boxes: bool = False) -> None:
         """Write the report with `file` in the item's place (and, for a video
         rendered again, its boxes in the sidecar), atomically."""
         with self._write_lock:
-            self.report.files[item.index] = file
-            if boxes and file.video is not None and self.report.boxes_file:
-                sidecar = self._find(self.report.boxes_file)
-                if sidecar is not None:
-                    data = json.loads(sidecar.read_text(encoding="utf-8"))
-                    data[file.output or ""] = [list(map(list, frame)) for frame in file.video.boxes_per_frame]
-                    publish_bytes(sidecar, json.dumps(data).encode("utf-8"), replace=True)
-            publish_bytes(self.report_path, self.report.to_json().encode("utf-8"), replace=True)
+            self._write(item, file, boxes)
+
+    def _write(self, item: Item, file: FileReport, boxes: bool = False) -> None:
+        if item.looked_at:  # whatever record `file` brings, what was looked at stays
+            record = replace(file.review or ReviewRecord(), looked_at=sorted(item.looked_at))
+            file = replace(file, review=record)
+        self.report.files[item.index] = file
+        if boxes and file.video is not None and self.report.boxes_file:
+            sidecar = self._find(self.report.boxes_file)
+            if sidecar is not None:
+                data = json.loads(sidecar.read_text(encoding="utf-8"))
+                data[file.output or ""] = [list(map(list, frame)) for frame in file.video.boxes_per_frame]
+                publish_bytes(sidecar, json.dumps(data).encode("utf-8"), replace=True)
+        publish_bytes(self.report_path, self.report.to_json().encode("utf-8"), replace=True)
 
 
 def _inside(path: Path, folder: Path) -> str:

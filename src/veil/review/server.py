@@ -19,7 +19,7 @@ import hmac
 import secrets
 import socket
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from importlib.resources import files
@@ -67,6 +67,7 @@ _HEADERS = [
 ]
 _STATIC = {
     "review.js": "text/javascript; charset=utf-8",
+    "bulk.js": "text/javascript; charset=utf-8",
     "review.css": "text/css; charset=utf-8",
 }
 
@@ -187,6 +188,7 @@ class Review:
             Route("/api/files/{item}/apply", self.apply, methods=["POST"]),
             Route("/api/files/{item}/job", self.job),
             Route("/api/files/{item}/approve", self.approve, methods=["POST"]),
+            Route("/api/files/{item}/looked", self.looked, methods=["POST"]),
             Route("/media/{item}/thumb", self.thumb),
             Route("/media/{item}/{view}", self.picture),
             Route("/media/{item}/{view}/{frame:int}", self.picture),
@@ -245,23 +247,42 @@ class Review:
         self._idle(item)
         body = await _json(request)
         change = self._edit(item, body)
-        return await run_in_threadpool(lambda: self._changed(item, change))
+        decided = _regions(body) if body.get("op") == "decide" else []
+        return await run_in_threadpool(lambda: self._changed(item, change, decided))
 
-    def _changed(self, item: Item, change: Callable[[Plan], Plan]) -> Response:
+    def _changed(self, item: Item, change: Callable[[Plan], Plan], decided: Sequence[str] = ()) -> Response:
         with item.lock:
             self.batch.change(item, change)
+        if decided:  # a region decided has been looked at
+            self.batch.look(item, decided)
         return self._file(item)
+
+    async def looked(self, request: Request) -> Response:
+        """A person has looked at these regions (the page says so when one is selected)."""
+        item = self.item(request)
+        ids = _regions(await _json(request))
+        known = {r.id for r in self.batch.draft(item).plan.regions}
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise ReviewError(f"no region {unknown[0]!r} in this plan")
+        looked = await run_in_threadpool(lambda: self.batch.look(item, ids))
+        return JSONResponse({"looked": sorted(looked), "reviewed": views.reviewed(self.batch, item)})
 
     def _edit(self, item: Item, body: dict[str, Any]) -> Callable[[Plan], Plan]:
         """The change a request asks for, checked before it is made."""
         op = body.get("op")
         frame = body.get("frame")
         if op == "decide":
-            region = _text(body, "region")
             decision = Decision(_text(body, "decision"))
             reason = body.get("reason") if decision is Decision.KEEP else None
             if reason is not None and not isinstance(reason, str):
                 raise ReviewError("reason should be text")
+            if "regions" in body:  # many at once: one change, one undo step
+                ids = _regions(body)
+                if decision is Decision.KEEP and len(ids) > 1:
+                    raise ReviewError("keep faces visible one at a time, each with its own reason")
+                return lambda plan: plan.decide_many(ids, decision, reason)
+            region = _text(body, "region")
             return lambda plan: plan.decide(region, decision, reason)
         if op == "move":
             region, box = _text(body, "region"), _box(body)
@@ -432,6 +453,16 @@ def _text(body: dict[str, Any], key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value:
         raise ReviewError(f"{key} is missing")
+    return value
+
+
+def _regions(body: dict[str, Any]) -> list[str]:
+    """The region ids a request names: `regions`, a list, or one `region`."""
+    if "regions" not in body:
+        return [_text(body, "region")]
+    value = body["regions"]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ReviewError("regions should be a list of region ids")
     return value
 
 

@@ -16,6 +16,7 @@ from veil.masks import head_ellipses
 from veil.plan.edit import LABELS
 from veil.plan.model import Box, Kind, Plan, Region, Shape
 from veil.report import Finding
+from veil.review import explain
 from veil.review.batch import Batch, Item, State
 from veil.review.draft import draft_path
 
@@ -56,14 +57,31 @@ def file_summary(batch: Batch, item: Item) -> dict[str, Any]:
         "unapplied": unapplied,
         "approved": batch.approved(item),
         "renders": file.review.renders if file.review else 0,
+        "reviewed": reviewed(batch, item),
     }
+
+
+def reviewed(batch: Batch, item: Item) -> dict[str, int] | None:
+    """How many of the file's regions a person has looked at, of how many
+    (None when its plan cannot be read: nothing to review)."""
+    plan = batch.plan_now(item)
+    if plan is None:
+        return None
+    looked = sum(1 for r in plan.regions if looked_at(item, r))
+    return {"looked": looked, "total": len(plan.regions)}
+
+
+def looked_at(item: Item, region: Region) -> bool:
+    """A person has looked at the region: selected or decided it, or drew it."""
+    return region.id in item.looked_at or region.kind is Kind.MANUAL
 
 
 def file_view(batch: Batch, item: Item) -> dict[str, Any]:
     draft = batch.draft(item)
     plan = draft.plan
     file = batch.file(item)
-    regions = [region_view(plan, r, index) for index, r in enumerate(review_order(plan))]
+    order = enumerate(review_order(plan))
+    regions = [region_view(plan, r, index) | {"looked": looked_at(item, r)} for index, r in order]
     findings: list[dict[str, Any]] = []
     if file.verification is not None:
         for severity, found in (
@@ -83,6 +101,28 @@ def file_view(batch: Batch, item: Item) -> dict[str, Any]:
         "version": draft.version,
         "not_run": file.verification.not_run if file.verification else [],
         "rejected": rejected_view(plan, item),
+        "groups": [
+            {"key": key.value, "title": key.heading, "ids": [r.id for r in members]}
+            for key, members in explain.grouped(plan)
+        ],
+        "people": people_view(plan),
+    }
+
+
+def people_view(plan: Plan) -> dict[str, Any] | None:
+    """Why veil treats the photo as showing people, and the one action that
+    drops that proof with every weak region that stood on it."""
+    proof = explain.people_proof(plan)
+    if proof is None:
+        return None
+    text, action = explain.proof_words(proof)
+    return {
+        "text": text,
+        "anchors": list(proof.anchors),
+        "standing": list(proof.standing),
+        "dependants": list(proof.dependants),
+        "action": action,
+        "drop": list(proof.to_drop) if action else [],
     }
 
 
@@ -98,11 +138,10 @@ def rejected_view(plan: Plan, item: Item) -> dict[str, Any] | None:
 
 
 def review_order(plan: Plan) -> list[Region]:
-    """Regions veil is least sure of first: faces by the search's score,
-    lowest first; then regions drawn by hand, in the order drawn."""
-    faces = [r for r in plan.regions if r.kind is Kind.FACE]
-    faces.sort(key=lambda r: (r.found.score if r.found else 0.0, r.id))
-    return faces + [r for r in plan.regions if r.kind is not Kind.FACE]
+    """Regions in the order a person should look at them: by what veil knows
+    of them (`explain.Group`), the most doubtful group first, and in each
+    group the least sure first; regions drawn by hand last, in the order drawn."""
+    return [region for _, members in explain.grouped(plan) for region in members]
 
 
 def region_view(plan: Plan, region: Region, rank: int) -> dict[str, Any]:
@@ -119,6 +158,10 @@ def region_view(plan: Plan, region: Region, rank: int) -> dict[str, Any]:
         "veil_decided": found.decision.value if found else None,
         "why": found.why if found else None,
         "found_by": list(found.found_by) if found else [],
+        "said": explain.said(region),  # why it is there, in plain words
+        "detail": explain.detail(region),  # the technical record, for a tooltip
+        "group": explain.group(region).value,
+        "unconfirmed": explain.unconfirmed(region),
     }
     if region.box is not None:
         view |= {"box": list(region.box), "outline": outline(plan, region.shape, region.box)}

@@ -95,7 +95,8 @@ function renderGrid() {
     meta.append(element("span", { class: `badge ${file.state}` }, file.state.toUpperCase()));
     if (file.approved) meta.append(" ", element("span", { class: "badge approved" }, "approved"));
     if (file.edited) meta.append(" ", element("span", { class: "badge edited" }, "edited"));
-    const notes = file.error ? ` ${file.error}` : ` ${file.masks} masks, ${file.review} to review`;
+    const notes = file.error ? ` ${file.error}` : ` ${file.masks} masks, ${file.review} to review` +
+      (file.reviewed ? `, ${reviewedText(file.reviewed)}` : "");
     meta.append(element("span", {}, notes));
     card.append(meta);
     card.addEventListener("click", () => attempt(() => openFile(file.id)));
@@ -182,6 +183,7 @@ function render() {
   renderOverlay();
   renderRegions();
   renderFindings();
+  renderBulk();
   if (file.kind === "video") renderTimeline();
 }
 
@@ -280,7 +282,8 @@ function renderOverlay() {
       const box = S.drag && S.drag.id === region.id ? S.drag.box : region.box;
       const shape = S.drag && S.drag.id === region.id ? rect(box, "") : shapeFor(region.outline, box);
       const selected = region.id === S.selected;
-      shape.setAttribute("class", `region ${region.decision}${selected ? " selected" : ""}`);
+      const picked = S.picked.has(region.id) ? " picked" : "";
+      shape.setAttribute("class", `region ${region.decision}${selected ? " selected" : ""}${picked}`);
       shape.dataset.id = region.id;
       nodes.push(shape);
       if (selected) {
@@ -301,15 +304,20 @@ function renderOverlay() {
     if (!finding.box || (S.file.kind === "video" && finding.frame !== S.frame)) continue;
     nodes.push(rect(finding.box, "finding rejected"));
   }
+  if (S.view === "edit" && S.flash) nodes.push(rect(S.flash, "flash"));
   if (S.drag && S.drag.kind === "draw") nodes.push(rect(S.drag.box, "rubber"));
+  if (S.drag && S.drag.kind === "lasso") nodes.push(rect(S.drag.box, "lasso"));
   svg.replaceChildren(...nodes);
 }
 
 function renderRegions() {
   const list = $("regions");
   const items = S.file.regions.map((region) => {
-    const li = element("li", { "data-id": region.id });
+    const li = element("li", { "data-id": region.id, title: region.detail });
     if (region.id === S.selected) li.classList.add("selected");
+    if (S.picked.has(region.id)) li.classList.add("picked");
+    li.append(element("span", { class: region.looked ? "seen" : "seen not", title: region.looked ? "looked at" : "not looked at yet" },
+      region.looked ? "\u2713" : "\u00b7"));
     li.append(element("span", { class: "id" }, region.id));
     li.append(element("span", { class: `d-${region.decision}` }, region.decision));
     const what = region.kind === "manual" ? (region.label || "drawn") :
@@ -322,18 +330,18 @@ function renderRegions() {
       buttons.append(button);
     }
     li.append(buttons);
-    const why = region.reason ? `kept: ${region.reason}` : (region.why || "");
-    const found = region.found_by.length ? ` (${region.found_by.join(", ")})` : "";
-    if (why || found) li.append(element("span", { class: "why" }, why + found));
+    const why = region.reason ? `kept: ${region.reason}` : region.said;
+    if (why) li.append(element("span", { class: "why" }, why));
     if (region.first !== undefined) li.append(element("span", { class: "why" }, `frames ${region.first}-${region.last}`));
     li.addEventListener("click", (e) => {
       const decide = e.target.dataset && e.target.dataset.decide;
+      if (!decide && (e.shiftKey || e.ctrlKey || e.metaKey)) { togglePick(region.id); return; }
       select(region.id);
       if (decide) attempt(() => decideSelected(decide));
     });
     return li;
   });
-  list.replaceChildren(...items);
+  list.replaceChildren(...groupedItems(items));
 }
 
 function renderFindings() {
@@ -405,6 +413,7 @@ function renderTimeline() {
 }
 
 function select(id) {
+  beforeSelect(id);
   S.selected = id;
   const region = S.file.regions.find((r) => r.id === id);
   if (S.file.kind === "video" && region && region.first !== undefined) {
@@ -425,7 +434,8 @@ function stepRegion(by) {
   const regions = S.file.regions;
   if (!regions.length) return;
   const at = regions.findIndex((r) => r.id === S.selected);
-  const next = at < 0 ? (by > 0 ? 0 : regions.length - 1) : (at + by + regions.length) % regions.length;
+  const next = at < 0 ? (by > 0 ? 0 : regions.length - 1) : at + by;
+  if (next < 0 || next >= regions.length) { say(next < 0 ? "first region" : "last region"); return; }
   select(regions[next].id);
 }
 
@@ -436,6 +446,7 @@ async function edit(body) {
 }
 
 async function decideSelected(decision) {
+  if (S.picked.size) { await decidePicked(decision); return; }
   if (!S.selected) return;
   if (decision === "keep") {
     openKeep();
@@ -446,6 +457,7 @@ async function decideSelected(decision) {
 
 async function decideAndGoOn(decision) {
   // One key per doubtful region: decide it, then the next one is selected.
+  if (S.picked.size) { await decidePicked(decision); return; }
   const id = S.selected;
   if (!id) { say("select a region first (n)"); return; }
   await decideSelected(decision);
@@ -485,6 +497,7 @@ async function goToFinding(finding) {
     await showFrame();
   }
   if (finding.region) select(finding.region);
+  else if (finding.box) showBox(finding.box);
 }
 
 async function maskFinding(finding) {
@@ -579,6 +592,7 @@ function onPointerDown(event) {
   if (S.view !== "edit") return;
   const [x, y] = imagePoint(event);
   const target = event.target;
+  if (lassoStart(event, [x, y])) return;
   if (S.tool) {
     S.drag = { kind: "draw", start: [x, y], box: [x, y, x + 1, y + 1] };
   } else if (target.dataset.handle) {
@@ -604,7 +618,7 @@ function onPointerMove(event) {
   if (!S.drag) return;
   const [x, y] = imagePoint(event);
   const d = S.drag;
-  if (d.kind === "draw") {
+  if (d.kind === "draw" || d.kind === "lasso") {
     d.box = [Math.min(d.start[0], x), Math.min(d.start[1], y), Math.max(d.start[0], x), Math.max(d.start[1], y)];
   } else if (d.kind === "move") {
     const dx = x - d.start[0], dy = y - d.start[1];
@@ -620,6 +634,7 @@ function onPointerUp(event) {
   if (!d) return;
   onPointerMove(event);  // where the pointer was let go: the last move may not have been delivered
   S.drag = null;
+  if (d.kind === "lasso") { lassoEnd(d); return; }
   const moved = d.kind === "draw" ? (d.box[2] - d.box[0] > 3 && d.box[3] - d.box[1] > 3)
     : d.box.some((v, i) => Math.abs(v - d.from[i]) > 1);
   if (!moved) {
@@ -639,7 +654,7 @@ function onPointerUp(event) {
 // ---- keys ------------------------------------------------------------------
 
 function onKey(event) {
-  if (!$("keep-dialog").hidden || !$("uncovered-dialog").hidden || event.target.matches("input, textarea, select")) {
+  if (!$("keep-dialog").hidden || !$("uncovered-dialog").hidden || event.target.matches("input, textarea")) {
     if (event.key === "Escape") closeModals();
     return;
   }
@@ -663,6 +678,7 @@ function onKey(event) {
   if (views[key]) { S.view = views[key]; render(); return; }
   switch (key) {
     case "Escape":
+      if (S.picked.size) { clearPicked(); return; }
       if (S.tool || S.selected) { S.tool = null; S.selected = null; render(); } else attempt(showBatch);
       return;
     case "n": stepRegion(1); return;
@@ -670,6 +686,7 @@ function onKey(event) {
     case "m": attempt(() => decideAndGoOn("mask")); return;
     case "x": attempt(() => decideAndGoOn("drop")); return;
     case "v": handled(); decideSelected("keep"); return;
+    case "u": attempt(dropUnconfirmed); return;
     case "Delete": case "Backspace":
       if (S.selected) attempt(() => edit({ op: "remove", region: S.selected }));
       return;
