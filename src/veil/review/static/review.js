@@ -165,11 +165,12 @@ function render() {
   const picture = $("picture");
   if (picture.getAttribute("src") !== url) picture.src = url;
   picture.alt = `${file.name}, ${S.view}`;
-  layoutPicture();
-  renderOverlay();
   renderRegions();
   renderFindings();
   if (file.kind === "video") renderTimeline();
+  renderPeople();  // video.js
+  layoutPicture();  // last: the timeline's rows take the stage's height
+  renderOverlay();
 }
 
 function scale() {
@@ -436,12 +437,13 @@ async function goToFinding(finding) {
 }
 
 async function maskFinding(finding) {
-  // A face the verifier found outside every mask: a mask over its head, in its frame.
+  // A face the verifier found outside every mask: a mask over its head; in a
+  // clip, following the face both ways (video.js).
   if (finding.frame !== null && S.file.kind === "video") {
-    S.frame = finding.frame;
-    await showFrame();
+    await maskFaceInClip(finding);
+    return;
   }
-  await edit({ op: "draw", box: finding.box, shape: "ellipse", label: "face", mode: "keyframes", frame: S.frame });
+  await edit({ op: "draw", box: finding.box, shape: "ellipse", label: "face" });
 }
 
 async function stepHistory(step) {
