@@ -27,7 +27,8 @@ async function maskFaceInClip(finding) {
 
 // ---- people: a gallery of the tracks --------------------------------------
 
-const people = { pictures: new Map() };  // picture URL -> its <img>, kept so a step does not load it again
+// pictures: URL -> its <img>, kept so that a step does not load it again; selected: the last one shown
+const people = { pictures: new Map(), selected: null };
 
 function personPicture(region) {
   const url = `/media/${S.file.id}/region/${encodeURIComponent(region.id)}?at=${region.surest}&v=${S.file.version}`;
@@ -56,8 +57,10 @@ function renderPeople() {
     line.append(element("strong", {}, region.id), " ", element("span", { class: `d-${region.decision}` }, region.decision));
     if (region.kind === "manual") line.append(" ", element("span", { class: "person-label" }, region.label || "drawn"));
     card.append(line);
-    const frames = region.first === region.last ? `frame ${region.first}` : `frames ${region.first}-${region.last}`;
-    card.append(element("div", { class: "person-frames" }, `${frames} · ${region.count} in all`));
+    const span = region.first === region.last ? `frame ${region.first}` : `${region.first}-${region.last}`;
+    const frames = element("div", { class: "person-frames", title: `frames ${region.first} to ${region.last}, ${region.count} of them` },
+      `${span} · ${region.count} fr`);
+    card.append(frames);
     const buttons = element("div", { class: "buttons" });
     for (const [decision, key] of [["mask", "m"], ["drop", "x"], ["keep", "v"]]) {
       const button = element("button", { "data-person-decide": decision, title: `${decision} this track (${key})` }, decision);
@@ -81,7 +84,12 @@ function renderPeople() {
   for (const url of people.pictures.keys()) if (!used.has(url)) people.pictures.delete(url);
   if (!cards.length) cards.push(element("li", { class: "person-none" }, "no tracks"));
   $("people").replaceChildren(...cards);
-  $("people-count").textContent = tracks.length ? `${tracks.length}` : "";
+  $("people-count").textContent = `${tracks.length}`;
+  if (S.selected !== people.selected) {  // a new selection is shown; the person's own scrolling is left alone
+    people.selected = S.selected;
+    const card = $("people").querySelector(".person.selected");
+    if (card) card.scrollIntoView({ block: "nearest" });
+  }
 }
 
 async function showPerson(region) {
@@ -89,8 +97,6 @@ async function showPerson(region) {
   S.selected = region.id;
   S.frame = region.surest;
   await showFrame();
-  const li = document.querySelector(`#regions li[data-id="${region.id}"]`);
-  if (li) li.scrollIntoView({ block: "nearest" });
 }
 
 // ---- playback of the preview, at the clip's own speed ---------------------
