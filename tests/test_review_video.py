@@ -6,7 +6,9 @@ and served only by an id the plan holds; the clip's frame times."""
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
+from importlib.resources import files
 from pathlib import Path
 
 import cv2
@@ -165,3 +167,11 @@ def test_the_gallery_and_the_clock_need_the_cookie(client: tuple[TestClient, Sec
     for path in (f"/media/{item}/region/f1", f"/api/files/{item}/seconds", "/static/video.js"):
         response = http.get(path)
         assert response.status_code == 403 and response.content[:2] != b"\xff\xd8", path
+
+
+def test_the_video_script_loads_nothing_from_elsewhere() -> None:
+    static = files("veil.review").joinpath("static")
+    text = static.joinpath("video.js").read_text(encoding="utf-8")
+    assert not re.search(r"https?://", text) and "import(" not in text and "eval(" not in text
+    page = static.joinpath("index.html").read_text(encoding="utf-8")
+    assert page.index("/static/video.js") > page.index("/static/review.js")  # it uses review.js's globals

@@ -4,16 +4,26 @@
 // draws; this page asks and shows.
 "use strict";
 
+// pictures: URL -> its <img>, kept so that a step does not load it again; selected: the last
+// one shown; following: a "mask it" waits for the server to follow a face
+const people = { pictures: new Map(), selected: null, following: false };
+
 // ---- a face missed in a clip, masked in one action ------------------------
 
 async function maskFaceInClip(finding) {
   // The verifier found a face outside every mask: follow it both ways from
   // its frame, under a head-sized ellipse, until the tracker loses it.
+  if (people.following) { say("still following the face: wait for it"); return; }  // one click, one region
   S.frame = finding.frame;
   await showFrame();
   const before = new Set(S.file.regions.map((r) => r.id));
   say("following the face forwards and backwards...");
-  await edit({ op: "draw", box: finding.box, shape: "ellipse", label: "face", mode: "follow", frame: finding.frame });
+  people.following = true;
+  try {
+    await edit({ op: "draw", box: finding.box, shape: "ellipse", label: "face", mode: "follow", frame: finding.frame });
+  } finally {
+    people.following = false;
+  }
   const added = S.file.regions.find((r) => !before.has(r.id));
   if (!added) return;
   S.selected = added.id;
@@ -27,8 +37,6 @@ async function maskFaceInClip(finding) {
 
 // ---- people: a gallery of the tracks --------------------------------------
 
-// pictures: URL -> its <img>, kept so that a step does not load it again; selected: the last one shown
-const people = { pictures: new Map(), selected: null };
 
 function personPicture(region) {
   const url = `/media/${S.file.id}/region/${encodeURIComponent(region.id)}?at=${region.surest}&v=${S.file.version}`;
