@@ -92,7 +92,7 @@ function renderPeople() {
   for (const url of people.pictures.keys()) if (!used.has(url)) people.pictures.delete(url);
   if (!cards.length) cards.push(element("li", { class: "person-none" }, "no tracks"));
   $("people").replaceChildren(...cards);
-  $("people-count").textContent = `${tracks.length}`;
+  $("people-count").textContent = `${tracks.length} ${tracks.length === 1 ? "track" : "tracks"}, each where veil was surest`;
   if (S.selected !== people.selected) {  // a new selection is shown; the person's own scrolling is left alone
     people.selected = S.selected;
     const card = $("people").querySelector(".person.selected");
