@@ -19,6 +19,7 @@ from veil.review.batch import Batch
 from veil.review.server import Secrets, make_server
 
 from conftest import ASTRONAUT_FACE
+from videos import make_clip
 
 WIDTH = 512  # of one astronaut
 # A region veil did not draw in the real run: on the rocket's exhaust, where there is no face.
@@ -59,6 +60,51 @@ def three_faces_to_fix(root: Path, astronaut: npt.NDArray[np.uint8]) -> Path:
     plan_file.write_text(json.dumps(plan))
     run("render", originals, root / "first", "-o", root / "out", "-q")  # fails verification: face 3
     return root / "out"
+
+
+# Where the track of `track_onto_a_face` starts: grey background, no face.
+BOUQUET = (380.0, 280.0, 430.0, 315.0)
+
+
+def track_onto_a_face(
+    root: Path, astronaut: npt.NDArray[np.uint8], frames: int = 12
+) -> tuple[Path, list[Any]]:
+    """A rendered clip whose plan has a track (f1) that starts on the
+    background, weakly, and from frame frames/2 on is the face, surely; the
+    face's first half is masked by a second track (f2). It passes
+    verification. Returns the output folder (originals in root/in) and the
+    face's box in each frame."""
+    originals = root / "in"
+    originals.mkdir(parents=True)
+    clip = make_clip(originals / "walk.mp4", astronaut, frames=frames)
+    assert run("anonymize", originals, "-o", root / "first", "-q", "--no-verify") == 0
+    plan_file = root / "first" / "walk.mp4.plan.json"
+    plan: dict[str, Any] = json.loads(plan_file.read_text())
+    half = frames // 2
+    onto = [[f, *BOUQUET, 0.15] if f < half else [f, *clip.faces[f], 0.9] for f in range(frames)]
+    face = [[f, *clip.faces[f], 0.6] for f in range(half)]
+    found = {"decision": "mask", "why": None, "found_by": ["centerface x1"], "frames_filled": 0}
+    plan["regions"] = [
+        {
+            "id": "f1",
+            "kind": "face",
+            "decision": "mask",
+            "shape": "ellipse",
+            "track": onto,
+            "found": found | {"score": 0.9, "frames_detected": frames},
+        },
+        {
+            "id": "f2",
+            "kind": "face",
+            "decision": "mask",
+            "shape": "ellipse",
+            "track": face,
+            "found": found | {"score": 0.6, "frames_detected": half},
+        },
+    ]
+    plan_file.write_text(json.dumps(plan))
+    assert run("render", originals, root / "first", "-o", root / "out", "-q") == 0
+    return root / "out", clip.faces
 
 
 @contextmanager

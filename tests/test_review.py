@@ -14,13 +14,15 @@ from PIL import Image
 
 from veil.errors import PlanError
 from veil.media.video import FrameReader, VideoSource
-from veil.plan.edit import SPREAD, moved, removed, spanned, whole_clip
+from veil.plan.edit import SPREAD, inside_picture, moved, removed, spanned, split, whole_clip
 from veil.plan.files import load_plan
-from veil.plan.model import Decision, FrameBox, Kind, Plan, Region, Source, plan_from_dict
-from veil.review.batch import Batch, ReviewError
+from veil.plan.model import Decision, Found, FrameBox, Kind, Plan, Region, Source, plan_from_dict
+from veil.review.batch import Batch, Rejected, ReviewError
 from veil.review.draft import Draft, draft_path
 from veil.review.follow import followed
-from veil.review.views import review_order, spans
+from veil.review.uncover import dropped_by_person, uncovered
+from veil.review.views import file_summary, review_order, spans
+from veil.second_look import SecondLook
 
 from review_batch import run
 from videos import make_clip
@@ -134,6 +136,128 @@ def test_a_failed_apply_leaves_the_output_and_its_plan(reviewed: Path, tmp_path:
     assert not (reviewed / ".veil-review").exists()
     report = json.loads((reviewed / "veil-report.json").read_text())
     assert report["files"][0]["review"] is None
+
+
+def test_an_apply_whose_render_fails_verification_changes_nothing(reviewed: Path) -> None:
+    batch = Batch(reviewed)
+    (item,) = batch.items.values()
+    output, plan_file, report_file = (
+        reviewed / "one.png",
+        reviewed / "one.png.plan.json",
+        reviewed / "veil-report.json",
+    )
+    before = output.read_bytes(), plan_file.read_bytes(), report_file.read_bytes()
+    batch.change(item, lambda plan: plan.decide("f1", Decision.DROP))  # the astronaut's face, uncovered
+    with pytest.raises(Rejected, match="not applied: the new render failed verification") as refused:
+        batch.apply(item)
+    assert (output.read_bytes(), plan_file.read_bytes(), report_file.read_bytes()) == before  # byte for byte
+    assert refused.value.report.verification is not None and refused.value.report.verification.failures
+    assert item.rejected is refused.value.report  # kept for the page, with the findings
+    assert draft_path(output).exists()  # the person's work is kept
+    assert not (reviewed / ".veil-review").exists()  # the refused render is gone from OUTDIR
+
+
+def test_unapplied_edits_are_shown_after_a_restart(reviewed: Path) -> None:
+    batch = Batch(reviewed)
+    (item,) = batch.items.values()
+    assert not file_summary(batch, item)["unapplied"]
+    batch.change(item, lambda plan: plan.decide("f1", Decision.DROP))
+    again = Batch(reviewed)  # veil review started again: no draft opened yet
+    (item,) = again.items.values()
+    summary = file_summary(again, item)
+    assert summary["unapplied"] and summary["edited"]
+
+
+def test_a_track_is_split_in_two_regions_decided_apart() -> None:
+    plan = clip_plan()
+    track = tuple(
+        FrameBox(f, (10.0 + f, 10.0, 30.0 + f, 30.0), 0.2 if f < 12 else 0.9 if f % 2 else 0.0)
+        for f in range(5, 30)
+    )
+    plan = plan.with_region(Region("f1", Kind.FACE, Decision.MASK, track=track, set_frames=(8, 20)))
+    cut = split(plan, "f1", 12)
+    before, after = cut.region("f1"), cut.region("f2")
+    assert [e.frame for e in before.track] == list(range(5, 12))
+    assert [e.frame for e in after.track] == list(range(12, 30))
+    assert before.set_frames == (8,) and after.set_frames == (20,)
+    assert [r.id for r in cut.regions] == ["f1", "f2"]
+    dropped = cut.decide("f1", Decision.DROP)
+    assert dropped.masks_at(6) == [] and len(dropped.masks_at(13)) == 1  # masked from the cut on only
+    assert plan_from_dict(dropped.to_dict()) == dropped
+    for frame in (5, 30, 40):  # at its first frame, past its end, past the clip
+        with pytest.raises(PlanError):
+            split(plan, "f1", frame)
+
+
+def test_a_split_part_is_described_by_its_own_frames() -> None:
+    found = Found(0.9, Decision.MASK, frames_detected=25, frames_filled=0)
+    track = tuple(FrameBox(f, (10.0, 10.0, 30.0, 30.0), 0.15 if f < 10 else 0.9) for f in range(5, 20))
+    plan = clip_plan().with_region(Region("f1", Kind.FACE, Decision.MASK, track=track, found=found))
+    cut = split(plan, "f1", 10)
+    assert cut.region("f1").found == Found(0.15, Decision.MASK, frames_detected=5, frames_filled=0)
+    assert cut.region("f2").found == Found(0.9, Decision.MASK, frames_detected=10, frames_filled=0)
+
+
+def test_a_drawn_region_is_split_where_its_key_frames_put_it() -> None:
+    plan = clip_plan().drawn(
+        keyframes=[(0, (0.0, 0.0, 10.0, 10.0)), (20, (20.0, 0.0, 30.0, 10.0))], label="plate"
+    )
+    cut = split(plan, "m1", 10)
+    assert cut.region("m1").box_at(9) == plan.region("m1").box_at(9)
+    assert cut.region("m1").box_at(10) is None
+    assert cut.region("m2").box_at(10) == plan.region("m1").box_at(10)
+    assert cut.region("m2").box_at(20) == (20.0, 0.0, 30.0, 10.0) and cut.region("m2").label == "plate"
+
+
+def test_a_box_dragged_past_the_edge_keeps_the_part_inside() -> None:
+    plan = clip_plan()  # 200 x 100
+    assert inside_picture(plan, (-20.0, 50.0, 30.0, 130.0)) == (0.0, 50.0, 30.0, 100.0)
+    with pytest.raises(PlanError):
+        inside_picture(plan, (210.0, 10.0, 260.0, 40.0))
+
+
+def test_a_reason_is_written_out(reviewed: Path) -> None:
+    plan = load_plan(reviewed / "one.png.plan.json")
+    for stray in ("", "  ", "v", " v\n", "x."):
+        with pytest.raises(PlanError, match="reason"):
+            plan.decide("f1", Decision.KEEP, stray)
+    kept = plan.decide("f1", Decision.KEEP, "  she asked to be shown ")
+    assert kept.region("f1").reason == "she asked to be shown"
+    data = kept.to_dict()
+    data["regions"][0]["reason"] = "v"  # a plan file with a stray key as its reason is refused too
+    with pytest.raises(PlanError, match="write the reason out"):
+        plan_from_dict(data)
+
+
+def test_drops_that_would_uncover_a_face_are_told(tmp_path: Path, astronaut: npt.NDArray[np.uint8]) -> None:
+    clip = make_clip(tmp_path / "c.mp4", astronaut, frames=12, audio=False)
+    wrong = (380.0, 280.0, 430.0, 315.0)  # grey background: no face
+    track = tuple(
+        FrameBox(f, wrong if f < 6 else tuple(map(float, clip.faces[f])), 0.15 if f < 6 else 0.9)  # type: ignore[arg-type]
+        for f in range(12)
+    )
+    weak = tuple(FrameBox(f, tuple(map(float, clip.faces[f])), 0.3) for f in range(6))  # type: ignore[arg-type]
+    base = Plan(
+        Source("c.mp4", SHA, 480, 320, 12, "1/90000"),
+        (
+            Region("f1", Kind.FACE, Decision.MASK, track=track),
+            Region("f2", Kind.FACE, Decision.MASK, track=weak),
+        ),
+    )
+    look = SecondLook()
+    with FrameReader(clip.path) as reader:
+        frames = {f: reader.frame(f) for f in range(12)}
+
+    def told(plan: Plan) -> list[tuple[str, tuple[int, ...]]]:
+        return [(u.region, u.frames) for u in uncovered(plan, base, lambda f: frames[f or 0], look)]
+
+    assert told(base) == []
+    assert told(base.decide("f1", Decision.DROP)) == [("f1", tuple(range(6, 12)))]  # scored sure there
+    cut = split(base, "f1", 6)
+    assert told(cut.decide("f1", Decision.DROP)) == []  # only the part on the background is dropped
+    assert [r.id for r in dropped_by_person(cut.decide("f3", Decision.DROP), base)] == ["f3"]  # a new part
+    second = told(base.decide("f2", Decision.DROP))  # weak scores: a second look confirms the face
+    assert second and second[0][0] == "f2" and set(second[0][1]) <= set(range(6))
 
 
 def test_a_folder_without_a_report_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

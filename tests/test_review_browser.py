@@ -5,6 +5,7 @@ files on disk (pixels, plan, report) show exactly what they decided."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from PIL import Image
 from veil.media.video import FrameReader
 from veil.options import MaskOptions
 
-from review_batch import FALSE_BOX, face_at, run, serving, three_faces_to_fix
+from review_batch import BOUQUET, FALSE_BOX, face_at, run, serving, three_faces_to_fix, track_onto_a_face
 from videos import make_clip
 
 CHROMIUM = "/usr/bin/chromium"
@@ -34,6 +35,8 @@ QUIET = [
 ]
 MASK = np.array(MaskOptions().color, dtype=np.int16)
 SLOW = 180_000  # ms: an apply renders and verifies on 2 cores
+# Screenshots of what the tests show, for a person to look at: VEIL_SHOTS=FOLDER.
+SHOTS = Path(os.environ["VEIL_SHOTS"]) if os.environ.get("VEIL_SHOTS") else None
 
 sync_api = pytest.importorskip("playwright.sync_api")
 sync_api.expect.set_options(timeout=30_000)  # a slow machine is not a failure: no test depends on timing
@@ -168,12 +171,113 @@ def test_a_person_fixes_a_photo(page: Any, tmp_path: Path, astronaut: npt.NDArra
     assert not (outdir / ".veil-review").exists()
 
 
-def test_a_person_moves_a_box_in_a_clip(page: Any, tmp_path: Path, astronaut: npt.NDArray[np.uint8]) -> None:
+def test_the_key_that_opens_the_keep_dialog_is_no_reason(
+    page: Any, tmp_path: Path, astronaut: npt.NDArray[np.uint8]
+) -> None:
+    outdir = three_faces_to_fix(tmp_path, astronaut)
+    with serving(outdir) as (keys, _):
+        page.goto(keys.url())
+        page.locator("#grid li", has_text="three.png").click()
+        page.locator("#regions li[data-id=f1] .id").click()
+        page.keyboard.press("v")
+        shown(page, "#keep-dialog")
+        sync_api.expect(page.locator("#keep-reason")).to_have_value("")  # the v did not land in it
+        page.keyboard.press("Enter")
+        sync_api.expect(page.locator("#keep-error")).to_contain_text("Write the reason out")
+        page.keyboard.type("k")  # one stray key is no reason either
+        page.keyboard.press("Enter")
+        sync_api.expect(page.locator("#keep-dialog")).to_be_visible()
+        page.keyboard.press("Escape")
+        sync_api.expect(page.locator("#keep-dialog")).to_be_hidden()
+        sync_api.expect(page.locator("#regions li[data-id=f1] .d-mask")).to_be_visible()
+    assert not (outdir / "three.png.plan.draft.json").exists()  # nothing was kept
+
+
+def test_an_apply_that_fails_verification_leaves_the_output(
+    page: Any, tmp_path: Path, astronaut: npt.NDArray[np.uint8]
+) -> None:
+    (tmp_path / "in").mkdir()
+    Image.fromarray(astronaut).save(tmp_path / "in" / "one.png")
+    outdir = tmp_path / "out"
+    assert run("anonymize", tmp_path / "in", "-o", outdir, "-q") == 0  # verified: it passes
+    on_disk = [outdir / name for name in ("one.png", "one.png.plan.json", "veil-report.json")]
+    before = [path.read_bytes() for path in on_disk]
+    with serving(outdir) as (keys, _):
+        page.goto(keys.url())
+        page.locator("#grid li", has_text="one.png").click()
+        page.locator("#regions li[data-id=f1] .id").click()
+        page.keyboard.press("x")  # drop the mask on the astronaut's face
+        shown(page, "#regions li[data-id=f1] .d-drop")
+        page.keyboard.press("a")
+        shown(page, "#uncovered-dialog")  # told before anything is rendered
+        sync_api.expect(page.locator("#uncovered-list")).to_contain_text("f1")
+        page.locator("#uncovered-apply").click()
+        sync_api.expect(page.locator("#status")).to_have_text(re.compile("^not applied"), timeout=SLOW)
+        sync_api.expect(page.locator("#findings")).to_contain_text("REFUSED")
+        sync_api.expect(page.locator("#picture")).to_have_attribute("src", re.compile("/preview[?]"))
+        assert page.locator("#overlay .finding.rejected").count() >= 1
+        sync_api.expect(page.locator("#approve")).to_be_disabled()
+        if SHOTS:
+            page.screenshot(path=str(SHOTS / "review-refused.png"))
+    assert [path.read_bytes() for path in on_disk] == before  # byte for byte
+    assert (outdir / "one.png.plan.draft.json").exists()  # the person's work is kept
+    assert not (outdir / ".veil-review").exists()
+
+
+def test_a_track_is_split_where_it_moves_onto_a_face(
+    page: Any, tmp_path: Path, astronaut: npt.NDArray[np.uint8]
+) -> None:
+    outdir, faces = track_onto_a_face(tmp_path, astronaut)
+    with serving(outdir) as (keys, _):
+        page.goto(keys.url())
+        page.locator("#grid li", has_text="walk.mp4").click()
+        page.wait_for_selector("#timeline .row")
+        page.locator("#regions li[data-id=f1] .id").click()
+        page.keyboard.press("x")  # right at frame 0, where f1 is on the background
+        shown(page, "#regions li[data-id=f1] .d-drop")
+        page.keyboard.press("a")
+        shown(page, "#uncovered-dialog")  # but it is the only mask on the face from frame 6
+        sync_api.expect(page.locator("#uncovered-list")).to_contain_text("f1 in frames 6-11")
+        if SHOTS:
+            page.screenshot(path=str(SHOTS / "review-uncovered.png"))
+        page.locator("#uncovered-cancel").click()
+        page.keyboard.press("Control+z")
+        shown(page, "#regions li[data-id=f1] .d-mask")
+        for _ in range(6):
+            page.keyboard.press("ArrowRight")
+        sync_api.expect(page.locator("#frame-number")).to_have_value("6")
+        page.locator("#regions li[data-id=f1] .id").click()
+        page.keyboard.press("c")  # split: from frame 6 on, a region of its own
+        shown(page, "#regions li[data-id=f3]")
+        page.locator("#regions li[data-id=f1] .id").click()
+        page.keyboard.press("x")
+        shown(page, "#regions li[data-id=f1] .d-drop")
+        applied(page)  # no warning: the drop uncovers no face now
+        assert page.locator("#file-state").inner_text().startswith(("PASS", "REVIEW"))
+
+    plan = json.loads((outdir / "walk.mp4.plan.json").read_text())
+    regions = {r["id"]: r for r in plan["regions"]}
+    assert regions["f1"]["decision"] == "drop" and [t[0] for t in regions["f1"]["track"]] == list(range(6))
+    assert regions["f3"]["decision"] == "mask" and [t[0] for t in regions["f3"]["track"]] == list(
+        range(6, 12)
+    )
+    with FrameReader(outdir / "walk.mp4") as output, FrameReader(tmp_path / "in" / "walk.mp4") as original:
+        for frame in (2, 8):
+            shown_frame = output.frame(frame).astype(np.int16)
+            assert np.abs(shown_frame[inner(faces[frame])] - MASK).max() <= 16  # the face: masked
+        bouquet = inner(BOUQUET, 0.1)
+        assert np.abs(output.frame(2).astype(np.int16)[bouquet] - original.frame(2)[bouquet]).max() <= 16
+
+
+def test_a_box_moved_off_the_face_in_a_clip_is_not_applied(
+    page: Any, tmp_path: Path, astronaut: npt.NDArray[np.uint8]
+) -> None:
     (tmp_path / "in").mkdir()
     make_clip(tmp_path / "in" / "walk.mp4", astronaut, frames=12)
     outdir = tmp_path / "out"
     assert run("anonymize", tmp_path / "in", "-o", outdir, "-q") in (0, 1)
     before = json.loads((outdir / "walk.mp4.plan.json").read_text())
+    output_before = (outdir / "walk.mp4").read_bytes()
     in_frame_5 = [
         r for r in before["regions"] if r["decision"] == "mask" and any(t[0] == 5 for t in r["track"])
     ]
@@ -190,24 +294,17 @@ def test_a_person_moves_a_box_in_a_clip(page: Any, tmp_path: Path, astronaut: np
         page.locator(f"#regions li[data-id={track_region['id']}] .id").click()
         x1, y1, x2, y2 = old[5]
         centre = ((x1 + x2) / 2, (y1 + y2) / 2)
-        drag(page, (480, 320), centre, (centre[0] + 40, centre[1]))
+        drag(page, (480, 320), centre, (centre[0] + 40, centre[1]))  # off the face
         shown(page, "#timeline .tick")  # frame 5 is a set frame of the track now
-        applied(page)
+        page.keyboard.press("a")
+        sync_api.expect(page.locator("#status")).to_have_text(re.compile("^not applied"), timeout=SLOW)
 
-    after = json.loads((outdir / "walk.mp4.plan.json").read_text())
-    region = next(r for r in after["regions"] if r["id"] == track_region["id"])
+    assert (outdir / "walk.mp4").read_bytes() == output_before  # the face stays hidden on disk
+    assert json.loads((outdir / "walk.mp4.plan.json").read_text()) == before
+    draft = json.loads((outdir / "walk.mp4.plan.draft.json").read_text())
+    region = next(r for r in draft["regions"] if r["id"] == track_region["id"])
     assert region["set_frames"] == [5]
     boxes = {row[0]: row[1:5] for row in region["track"]}
     assert boxes[5][0] == pytest.approx(old[5][0] + 40, abs=1.5)
     assert boxes[5][2] == pytest.approx(old[5][2] + 40, abs=1.5)
     assert 0 < boxes[4][0] - old[4][0] < 40  # the correction fades out towards the neighbours
-    with FrameReader(outdir / "walk.mp4") as reader:
-        frame = reader.frame(5).astype(np.int16)
-    x1, y1, x2, y2 = boxes[5]
-    right_edge = (x2 - 6, (y1 + y2) / 2)  # inside the moved mask only
-    assert np.abs(frame[round(right_edge[1]), round(right_edge[0])] - MASK).max() <= 12  # lossy video
-    report = json.loads((outdir / "veil-report.json").read_text())
-    file = report["files"][0]
-    assert file["review"]["renders"] == 1 and file["video"]["frames"] == 12
-    sidecar = json.loads(Path(report["boxes_file"]).read_text())  # every masked box, per frame
-    assert any(abs(box[0] - boxes[5][0]) <= 1 for box in sidecar[file["output"]][5])  # the moved box

@@ -264,3 +264,47 @@ def test_approval_waits_for_applied_changes(server: tuple[TestClient, Secrets, B
     assert response.status_code == 400 and "apply" in response.json()["error"]
     report = json.loads((outdir / "veil-report.json").read_text())
     assert all(file["review"] is None for file in report["files"])
+
+
+def test_the_address_opens_one_browser_only(server: tuple[TestClient, Secrets, Batch]) -> None:
+    client, keys, _ = server
+    signed_in(client, keys)
+    assert client.get(f"/?token={keys.token}", follow_redirects=False).status_code == 303  # the same browser
+    other = TestClient(client.app, base_url=f"http://127.0.0.1:{PORT}")
+    response = other.get(f"/?token={keys.token}", follow_redirects=False)
+    assert response.status_code == 403 and "opened already" in response.text
+    assert "set-cookie" not in response.headers and other.get("/api/files").status_code == 403
+
+
+def test_edits_are_refused_with_one_line_when_incomplete(
+    server: tuple[TestClient, Secrets, Batch], outdir: Path
+) -> None:
+    client, keys, _ = server
+    signed_in(client, keys)
+    item = first_id(client)
+    path, headers = f"/api/files/{item}/edit", writes(keys)
+    refusals = {
+        "region is missing": {"op": "remove"},
+        "region is missing ": {"op": "decide", "decision": "drop"},
+        "write the reason out": {"op": "decide", "region": "f1", "decision": "keep", "reason": "v"},
+        "reason should be text": {"op": "decide", "region": "f1", "decision": "keep", "reason": 7},
+        "frame should be a whole number": {"op": "split", "region": "f1"},
+    }
+    for message, body in refusals.items():
+        response = client.post(path, json=body, headers=headers)
+        assert response.status_code == 400 and message.strip() in response.json()["error"], body
+    assert not draft_path(outdir / "one.png").exists()  # nothing was changed
+    drawn = client.post(path, json={"op": "draw", "box": [-40, 400, 60, 600]}, headers=headers).json()
+    (region,) = [r for r in drawn["regions"] if r["kind"] == "manual"]
+    assert region["box"] == [0.0, 400.0, 60.0, 512.0]  # dragged past the edge: stored inside the picture
+
+
+def test_drops_that_uncover_a_face_are_told_before_apply(server: tuple[TestClient, Secrets, Batch]) -> None:
+    client, keys, _ = server
+    signed_in(client, keys)
+    item = first_id(client)
+    assert client.get(f"/api/files/{item}/uncovered").json()["uncovered"] == []
+    body = {"op": "decide", "region": "f1", "decision": "drop"}  # the astronaut's face
+    client.post(f"/api/files/{item}/edit", json=body, headers=writes(keys))
+    (told,) = client.get(f"/api/files/{item}/uncovered").json()["uncovered"]
+    assert told["region"] == "f1" and "face" in told["why"]

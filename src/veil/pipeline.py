@@ -192,13 +192,15 @@ def verified_report(
     options: AnonymizeOptions,
     verifier: Verifier | None,
     attacked: Sequence[Attacked] | None = None,
+    on_frame: FrameProgress | None = None,
 ) -> FileReport:
     """`report` with the verification of `output`, unless `options.verify` is
-    off (`attacked`: its frames were attacked already, part by part)."""
+    off (`attacked`: its frames were attacked already, part by part;
+    `on_frame`: hears the frames attacked)."""
     if not options.verify:
         return report
     verifier = verifier or Verifier(options.verification, options.device)
-    verdict = verifier.verify(original, output, options.video.audio, plan, attacked)
+    verdict = verifier.verify(original, output, options.video.audio, plan, attacked, on_frame)
     return replace(report, verification=verdict)
 
 

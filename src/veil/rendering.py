@@ -38,11 +38,13 @@ def render_file(
     options: AnonymizeOptions | None = None,
     verifier: Verifier | None = None,
     on_frame: FrameProgress | None = None,
+    on_verify: FrameProgress | None = None,
 ) -> FileReport:
     """Render `target` from `original` and a plan (a Plan or a plan file), with
     no detection, then verify it as `anonymize_file` does, honouring and
     checking the plan's decisions. The mask's look comes from the plan;
-    `options` gives the sound, the video quality and the verification."""
+    `options` gives the sound, the video quality and the verification;
+    `on_frame` hears the frames rendered, `on_verify` the frames verified."""
     original, target = Path(original), Path(target)
     options = options or AnonymizeOptions()
     plan_file = str(plan) if isinstance(plan, str | Path) else None
@@ -66,7 +68,7 @@ def render_file(
         if not given:
             save_beside(plan, beside, target)
         report = _rendered_report(original, target, plan, rendered, str(beside))
-        return verified_report(report, original, target, plan, options, verifier)
+        return verified_report(report, original, target, plan, options, verifier, on_frame=on_verify)
     except VeilError as e:
         return failure_report(original, e)
     except Exception as e:  # fail closed on anything unforeseen, keep the batch going

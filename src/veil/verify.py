@@ -115,6 +115,7 @@ class Verifier:
         audio: AudioMode | None = None,
         plan: Plan | None = None,
         attacked: Sequence[Attacked] | None = None,
+        on_frame: Callable[[int, int], None] | None = None,
     ) -> Verification:
         """Attack `output`, made from `original`. Raises VeilError only when
         the original itself cannot be read; anything wrong with the output
@@ -128,7 +129,9 @@ class Verifier:
         With `attacked`, a clip's frames were attacked already, part by part
         (`attack_part`, covering every frame once): what they found is
         judged here, with this file's metadata, sound, size, frame count and
-        timing, read from its packets."""
+        timing, read from its packets.
+
+        `on_frame(done, total)` hears how many of a clip's frames were attacked."""
         audio = audio or self.options.audio
         tally = _Tally(plan=plan)
         tags: list[str] = []
@@ -145,7 +148,7 @@ class Verifier:
             if tag.identifying:
                 tally.failures.append(Finding(Check.METADATA, f"identifying metadata left: {tag.name}"))
         if original.suffix.lower() in VIDEO_FORMATS:
-            self._verify_video(original, output, audio, tally, attacked)
+            self._verify_video(original, output, audio, tally, attacked, on_frame)
         else:
             self._verify_photo(original, output, tally)
         return self._result(tally, tags)
@@ -214,6 +217,7 @@ class Verifier:
         audio: AudioMode,
         tally: _Tally,
         attacked: Sequence[Attacked] | None,
+        on_frame: Callable[[int, int], None] | None = None,
     ) -> None:
         # Parts attacked: the clip and its parts were decoded whole under the
         # limits already; here only packets are read.
@@ -249,7 +253,9 @@ class Verifier:
                         closing(prefetched(_frames(source))) as originals,
                         closing(prefetched(_frames(result))) as outputs,
                     ):
-                        spans = self._attack_frames(originals, outputs, every, tally)
+                        spans = self._attack_frames(
+                            originals, outputs, every, tally, on_frame, expected.frames
+                        )
                 except VeilError as e:
                     tally.failures.append(Finding(Check.INTEGRITY, f"the output does not decode: {e}"))
                     return
@@ -295,7 +301,13 @@ class Verifier:
         return best
 
     def _attack_frames(
-        self, originals: Iterator[VideoFrameIn], outputs: Iterator[VideoFrameIn], every: int, tally: _Tally
+        self,
+        originals: Iterator[VideoFrameIn],
+        outputs: Iterator[VideoFrameIn],
+        every: int,
+        tally: _Tally,
+        on_frame: Callable[[int, int], None] | None = None,
+        total: int = 0,
     ) -> tuple[int, int]:
         """Attack every frame, a batch of frames at a time; returns the PTS span
         (last - first) of the original's frames and of the output's, each in
@@ -317,6 +329,8 @@ class Verifier:
             if len(batch) >= self._retinaface.batch:
                 self._attack_batch(batch, every, tally)
                 batch = []
+                if on_frame is not None:
+                    on_frame(tally.frames, total)
         self._attack_batch(batch, every, tally)
         if first is None:
             return 0, 0

@@ -12,11 +12,16 @@ set frames, or over `SPREAD` frames, whichever is nearer, so a one-frame
 fix also mends the frames around it without bending the rest of the track.
 A region drawn by hand follows its key frames: moving it at a frame adds
 or replaces the key frame there.
+
+A track can be split at a frame into two regions, each decided on its
+own: a track that starts on a bouquet and later covers a face is dropped
+where it is wrong and stays masked where it is right.
 """
 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import replace
 
 from veil.errors import PlanError
@@ -28,7 +33,7 @@ LABELS = ("face", "badge", "plate", "tattoo", "text", "other")
 
 def moved(plan: Plan, region_id: str, box: Box, frame: int | None = None) -> Plan:
     """`plan` with the region's box at `frame` (None: a photo) set to `box`."""
-    box = _checked_box(plan, box)
+    box = inside_picture(plan, box)
     region = plan.region(region_id)
     if not plan.is_video:
         if frame is not None:
@@ -95,6 +100,57 @@ def spanned(plan: Plan, region_id: str, first: int, last: int) -> Plan:
     return plan.with_region(replace(region, keyframes=keys))
 
 
+def split(plan: Plan, region_id: str, frame: int) -> Plan:
+    """`plan` with a video region cut in two at `frame`: the region keeps its
+    frames before `frame`, and a new region (same kind, decision, shape and
+    label; the next id) takes `frame` and those after. Each part's `found`
+    describes that part: its best score and its frames detected and filled."""
+    if not plan.is_video:
+        raise PlanError("plan: only a video's regions can be split at a frame")
+    frame = _checked_frame(plan, frame)
+    region = plan.region(region_id)
+    frames = [e.frame for e in region.track or region.keyframes]
+    if not frames[0] < frame <= frames[-1]:
+        raise PlanError(
+            f"plan: region {region_id!r} spans frames {frames[0]}-{frames[-1]}: "
+            f"split it at a frame after its first, not at {frame}"
+        )
+    if region.track:
+        before = replace(region, track=tuple(e for e in region.track if e.frame < frame))
+        after = replace(region, track=tuple(e for e in region.track if e.frame >= frame))
+    else:
+        last_before, at = region.box_at(frame - 1), region.box_at(frame)
+        assert last_before is not None and at is not None
+        keys_before = [k for k in region.keyframes if k.frame < frame - 1] + [
+            FrameBox(frame - 1, last_before)
+        ]
+        keys_after = [FrameBox(frame, at)] + [k for k in region.keyframes if k.frame > frame]
+        before, after = (
+            replace(region, keyframes=tuple(keys_before)),
+            replace(region, keyframes=tuple(keys_after)),
+        )
+    new_id = plan.next_id(region.kind)
+    parts = [_part(before, region.id, lambda f: f < frame), _part(after, new_id, lambda f: f >= frame)]
+    regions: list[Region] = []
+    for existing in plan.regions:
+        regions.extend(parts if existing.id == region_id else [existing])
+    return replace(plan, regions=tuple(regions))
+
+
+def _part(region: Region, region_id: str, keeps: Callable[[int], bool]) -> Region:
+    set_frames = tuple(f for f in region.set_frames if keeps(f))
+    found = region.found
+    if found is not None and region.track:
+        detected = [e.score for e in region.track if e.score > 0]
+        found = replace(
+            found,
+            score=round(max(detected, default=0.0), 3),
+            frames_detected=len(detected),
+            frames_filled=len(region.track) - len(detected),
+        )
+    return replace(region, id=region_id, set_frames=set_frames, found=found)
+
+
 def _held(region: Region, frame: int) -> Box:
     """A key-framed region's box at `frame`, holding its end boxes outside its span."""
     keys = region.keyframes
@@ -122,7 +178,9 @@ def whole_clip(plan: Plan, box: Box) -> list[tuple[int, Box]]:
     return [(0, box), (frames - 1, box)] if frames > 1 else [(0, box)]
 
 
-def _checked_box(plan: Plan, box: Box) -> Box:
+def inside_picture(plan: Plan, box: Box) -> Box:
+    """`box` cut to the picture (a box dragged past its edge keeps the part
+    inside), to a tenth of a pixel; PlanError if nothing of it is inside."""
     x1, y1, x2, y2 = (float(v) for v in box)
     if not (x2 > x1 and y2 > y1):
         raise PlanError("plan: a box needs x2 > x1 and y2 > y1")

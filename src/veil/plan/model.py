@@ -27,6 +27,9 @@ from veil.options import MaskMethod, MaskOptions
 
 SCHEMA = "veil-plan/1"
 _E = TypeVar("_E", bound=StrEnum)
+# A face is kept visible only for a reason a person wrote: this many letters or
+# digits at least, so that a stray key (a shortcut typed into the reason) is no reason.
+REASON_LETTERS = 3
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in upright pixels
 
@@ -191,9 +194,10 @@ class Plan:
         return replace(self, regions=tuple(regions))
 
     def decide(self, region_id: str, decision: Decision, reason: str | None = None) -> Plan:
-        """This plan with one region's decision changed (`keep` needs a reason)."""
-        if decision is Decision.KEEP and not (reason and reason.strip()):
-            raise PlanError(f"plan: region {region_id!r} is kept visible without a reason")
+        """This plan with one region's decision changed (`keep` needs a
+        written reason, `check_reason`)."""
+        if decision is Decision.KEEP:
+            reason = check_reason(region_id, reason)
         return self.with_region(self.region(region_id).with_decision(decision, reason))
 
     def drawn(
@@ -241,6 +245,21 @@ class Plan:
             },
             "regions": [_region_dict(r) for r in self.regions],
         }
+
+
+def check_reason(region_id: str, reason: str | None) -> str:
+    """`reason`, stripped, for keeping region `region_id` visible; PlanError
+    unless a person wrote it out: at least REASON_LETTERS letters or digits
+    (empty, blank, or a single key pressed by mistake is refused)."""
+    text = (reason or "").strip()
+    if not text:
+        raise PlanError(f"plan: region {region_id!r} is kept visible without a reason")
+    if sum(c.isalnum() for c in text) < REASON_LETTERS:
+        raise PlanError(
+            f"plan: region {region_id!r} is kept visible for the reason {text!r}: "
+            f"write the reason out (at least {REASON_LETTERS} letters)"
+        )
+    return text
 
 
 def box_iou(a: Box, b: Box) -> float:
@@ -364,8 +383,8 @@ def _region(reader: _Reader, value: Any, source: Source) -> Region:
     reason = data.get("reason")
     if reason is not None:
         reason = reader.at("reason").text(reason)
-    if decision is Decision.KEEP and not (reason and reason.strip()):
-        raise PlanError(f"plan: region {region_id!r} is kept visible without a reason")
+    if decision is Decision.KEEP:
+        check_reason(region_id, reason)
     label = data.get("label")
     if label is not None:
         label = reader.at("label").text(label)

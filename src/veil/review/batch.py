@@ -4,8 +4,11 @@ its report, each with its original, output, plan and draft.
 Files are known by opaque ids made for this review; nothing outside the
 report's list is ever opened. Applying a draft renders the output again
 from the original (`veil.rendering.render_file`) into a hidden folder of
-OUTDIR, verifies it, and only then swaps it and its plan in. Approving
-records a person's decision in the report. Originals are only read.
+OUTDIR and verifies it; only a render that passed is swapped in with its
+plan. One that failed is deleted and refused (`Rejected`): the output on
+disk, its plan and the report stay as they were, byte for byte, and what
+the verifier found is kept for the page. Approving records a person's
+decision in the report. Originals are only read.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from veil.plan.model import Plan
 from veil.rendering import render_file
 from veil.report import FileReport, FileStatus, ReviewRecord, RunReport
 from veil.review.draft import Draft, draft_path
+from veil.second_look import SecondLook
 from veil.verify import Verifier
 
 REPORT_NAMES = ("veil-report.json", "veil-render.json")  # what anonymize -o and render -o write
@@ -37,6 +41,15 @@ STAGING = ".veil-review"  # inside OUTDIR: outputs are rendered here, then swapp
 
 class ReviewError(VeilError):
     """The run or one of its files cannot be reviewed (one line)."""
+
+
+class Rejected(ReviewError):
+    """Apply rendered the draft, and the render failed verification: it was
+    not swapped in. `report` is the render's report, with the findings."""
+
+    def __init__(self, message: str, report: FileReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class State(StrEnum):
@@ -59,6 +72,7 @@ class Item:
     video: bool
     draft: Draft | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    rejected: FileReport | None = None  # the last Apply's render, refused: it failed verification
 
     @property
     def plan_file(self) -> Path | None:
@@ -78,6 +92,7 @@ class Batch:
             raise ReviewError(f"{self.report_path} is not a veil report: {e}".splitlines()[0]) from None
         self.device = device
         self._verifier: Verifier | None = None
+        self._second_look: SecondLook | None = None
         self._write_lock = threading.Lock()
         self._drafts_lock = threading.Lock()
         self.items: dict[str, Item] = {}
@@ -141,9 +156,24 @@ class Batch:
                 self._verifier = Verifier(device=self.device)
             return self._verifier
 
-    def apply(self, item: Item, on_frame: Callable[[int, int], None] | None = None) -> FileReport:
+    def second_look(self) -> SecondLook:
+        """The look that confirms faces (`veil.second_look`), loaded once."""
+        with self._write_lock:
+            if self._second_look is None:
+                self._second_look = SecondLook()
+            return self._second_look
+
+    def apply(
+        self,
+        item: Item,
+        on_frame: Callable[[int, int], None] | None = None,
+        on_verify: Callable[[int, int], None] | None = None,
+    ) -> FileReport:
         """Render the item's output again from its original and its draft,
-        verify it, and swap it in; on failure the old output stays."""
+        verify it, and swap it in only if it passed. Otherwise the old output,
+        plan and report stay as they were and `Rejected` (or another
+        ReviewError) is raised. `on_frame` and `on_verify` hear a clip's
+        frames rendered and verified."""
         draft = self.draft(item)
         assert item.original is not None and item.output is not None and item.plan_file is not None
         plan = draft.plan
@@ -156,9 +186,22 @@ class Batch:
         audio = self.report.options.get("video", {}).get("audio", AudioMode.KEEP.value)
         options = AnonymizeOptions(video=VideoOptions(audio=AudioMode(audio)), device=self.device)
         try:
-            rendered = render_file(item.original, plan, staged, options, self.verifier(), on_frame)
+            rendered = render_file(item.original, plan, staged, options, self.verifier(), on_frame, on_verify)
             if rendered.status is FileStatus.FAILED:
                 raise ReviewError(f"{item.name}: not rendered: {rendered.error}")
+            verdict = rendered.verification
+            if verdict is None or not verdict.passed:
+                item.rejected = rendered
+                what = "it was not verified"
+                if verdict is not None:
+                    count = len(verdict.failures)
+                    what = (
+                        f"{count} finding{'s' if count > 1 else ''}, first {verdict.failures[0].describe()}"
+                    )
+                raise Rejected(
+                    f"not applied: the new render failed verification ({what}); the output was not changed",
+                    rendered,
+                )
             if file_sha256(item.original) != plan.source.sha256:
                 raise ReviewError(f"{item.name}: the original changed while it was rendered")
             os.replace(staged, item.output)
@@ -169,6 +212,7 @@ class Batch:
             with contextlib.suppress(OSError):
                 staging.rmdir()  # only when empty: another file may be rendering there
         draft.applied(plan)
+        item.rejected = None
         old = self.file(item).review or ReviewRecord()
         record = ReviewRecord(approved=False, changes=old.changes + draft.changes, renders=old.renders + 1)
         draft.changes = 0

@@ -2,8 +2,9 @@
 and `veil.plan.edit`, locked down like a Jupyter server.
 
 - It listens on 127.0.0.1 only, on a port the system picks.
-- The URL it prints carries a random token; the page swaps it for a cookie
-  (HttpOnly, SameSite=Strict). Any request without the cookie is refused.
+- The URL it prints carries a random token, swapped once for a cookie
+  (HttpOnly, SameSite=Strict); the token opens nothing after that. Any
+  request without the cookie is refused.
 - A Host header that is not the address it serves is refused (DNS
   rebinding); so is any request that changes something without a matching
   Origin and the CSRF token the page was given.
@@ -36,9 +37,10 @@ from veil.errors import VeilError
 from veil.plan import edit
 from veil.plan.model import Box, Decision, Plan, Shape
 from veil.review import views
-from veil.review.batch import Batch, Item, ReviewError
+from veil.review.batch import Batch, Item, Rejected, ReviewError
 from veil.review.follow import followed, tracked
 from veil.review.pictures import Pictures, View
+from veil.review.uncover import uncovered
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -78,6 +80,7 @@ class Secrets:
     session: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     port: int = 0
+    used: bool = False  # the token has been swapped for the cookie: it opens nothing more
 
     @property
     def hosts(self) -> set[str]:
@@ -119,18 +122,26 @@ class Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if headers.get("host") not in self.keys.hosts:
             return PlainTextResponse("refused: this server answers only at its own address", 403)
+        cookie = SimpleCookie()
+        cookie.load(headers.get("cookie", ""))
+        given = cookie[COOKIE].value if COOKIE in cookie else ""
+        signed_in = hmac.compare_digest(given, self.keys.session)
         if scope["path"] == "/" and scope["method"] == "GET":
             token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
             if token:
                 if not hmac.compare_digest(token, self.keys.token):
                     return PlainTextResponse("refused: wrong token", 403)
                 response = RedirectResponse("/", status_code=303)
+                if signed_in:  # the same browser opening the address again
+                    return response
+                if self.keys.used:  # the token is swapped for a cookie once, for one browser
+                    return PlainTextResponse(
+                        "refused: this address was opened already; start veil review again for a new one", 403
+                    )
+                self.keys.used = True
                 response.set_cookie(COOKIE, self.keys.session, httponly=True, samesite="strict", path="/")
                 return response
-        cookie = SimpleCookie()
-        cookie.load(headers.get("cookie", ""))
-        given = cookie[COOKIE].value if COOKIE in cookie else ""
-        if not hmac.compare_digest(given, self.keys.session):
+        if not signed_in:
             return PlainTextResponse("refused: open the address veil review printed", 403)
         if scope["method"] not in _SAFE_METHODS:
             if headers.get("origin") not in self.keys.origins:
@@ -144,7 +155,8 @@ class Guard:
 class _Job:
     """An Apply in progress or done."""
 
-    state: str = "running"  # running, done, failed
+    state: str = "running"  # running, done, failed, rejected (rendered, failed verification, not applied)
+    phase: str = "rendering"  # then verifying
     done: int = 0
     total: int = 0
     error: str | None = None
@@ -157,6 +169,7 @@ class Review:
         self.batch, self.keys = batch, keys
         self.pictures = Pictures(batch)
         self.jobs: dict[str, _Job] = {}
+        self._checked: dict[str, tuple[int, list[dict[str, Any]]]] = {}  # item: draft version, uncovered
         self._jobs_lock = threading.Lock()
 
     def app(self) -> ASGIApp:
@@ -172,6 +185,7 @@ class Review:
             Route("/api/files/{item}/edit", self.edit, methods=["POST"]),
             Route("/api/files/{item}/undo", self.undo, methods=["POST"]),
             Route("/api/files/{item}/redo", self.redo, methods=["POST"]),
+            Route("/api/files/{item}/uncovered", self.uncovered),
             Route("/api/files/{item}/apply", self.apply, methods=["POST"]),
             Route("/api/files/{item}/job", self.job),
             Route("/api/files/{item}/approve", self.approve, methods=["POST"]),
@@ -244,22 +258,29 @@ class Review:
     def _edit(self, item: Item, body: dict[str, Any]) -> Callable[[Plan], Plan]:
         """The change a request asks for, checked before it is made."""
         op = body.get("op")
-        region = body.get("region")
         frame = body.get("frame")
         if op == "decide":
+            region = _text(body, "region")
             decision = Decision(_text(body, "decision"))
             reason = body.get("reason") if decision is Decision.KEEP else None
-            return lambda plan: plan.decide(_text(body, "region"), decision, reason)
+            if reason is not None and not isinstance(reason, str):
+                raise ReviewError("reason should be text")
+            return lambda plan: plan.decide(region, decision, reason)
         if op == "move":
-            box = _box(body)
-            return lambda plan: edit.moved(plan, _text(body, "region"), box, frame)
+            region, box = _text(body, "region"), _box(body)
+            return lambda plan: edit.moved(plan, region, box, frame)
         if op == "span":
-            first, last = _integer(body, "first"), _integer(body, "last")
-            return lambda plan: edit.spanned(plan, _text(body, "region"), first, last)
+            region, first, last = _text(body, "region"), _integer(body, "first"), _integer(body, "last")
+            return lambda plan: edit.spanned(plan, region, first, last)
+        if op == "split":
+            region, at = _text(body, "region"), _integer(body, "frame")
+            return lambda plan: edit.split(plan, region, at)
         if op == "remove":
-            return lambda plan: edit.removed(plan, str(region))
+            region = _text(body, "region")
+            return lambda plan: edit.removed(plan, region)
         if op == "draw":
-            box, shape = _box(body), Shape(body.get("shape", Shape.BOX.value))
+            shape = Shape(body.get("shape", Shape.BOX.value))
+            box = edit.inside_picture(self.batch.draft(item).plan, _box(body))
             label = body.get("label") or "other"
             if label not in edit.LABELS:
                 raise ReviewError(f"label should be one of {', '.join(edit.LABELS)}")
@@ -303,14 +324,19 @@ class Review:
             self._idle(item)
             job = self.jobs[item.id] = _Job()
 
-        def progress(done: int, total: int) -> None:
+        def rendering(done: int, total: int) -> None:
             job.done, job.total = done, total
+
+        def verifying(done: int, total: int) -> None:
+            job.phase, job.done, job.total = "verifying", done, total
 
         def run() -> None:
             try:
                 with item.lock:
-                    self.batch.apply(item, progress)
+                    self.batch.apply(item, rendering, verifying)
                 job.state = "done"
+            except Rejected as e:
+                job.state, job.error = "rejected", str(e)
             except VeilError as e:
                 job.state, job.error = "failed", str(e)
             except Exception as e:  # the page must learn of it; the old output stays
@@ -318,6 +344,26 @@ class Review:
 
         threading.Thread(target=run, name=f"apply-{item.id}", daemon=True).start()
         return JSONResponse(self._job(item), status_code=202)
+
+    def uncovered(self, request: Request) -> Response:
+        """The person's drops that would leave a face bare: asked before Apply."""
+        item = self.item(request)
+        return JSONResponse(self._uncovered(item))
+
+    def _uncovered(self, item: Item) -> dict[str, Any]:
+        with item.lock:
+            draft = self.batch.draft(item)
+            plan, base, version = draft.plan, draft.base, draft.version
+        cached = self._checked.get(item.id)
+        if cached is None or cached[0] != version:
+            found = uncovered(
+                plan,
+                base,
+                lambda frame: self.pictures.pixels(item, View.ORIGINAL, frame),
+                self.batch.second_look(),
+            )
+            cached = self._checked[item.id] = (version, [u.to_dict() for u in found])
+        return {"version": version, "uncovered": cached[1]}
 
     def job(self, request: Request) -> Response:
         return JSONResponse(self._job(self.item(request)))
@@ -330,7 +376,13 @@ class Review:
         job = self.jobs.get(item.id)
         if job is None:
             return None
-        return {"state": job.state, "done": job.done, "total": job.total, "error": job.error}
+        return {
+            "state": job.state,
+            "phase": job.phase,
+            "done": job.done,
+            "total": job.total,
+            "error": job.error,
+        }
 
     def approve(self, request: Request) -> Response:
         item = self.item(request)

@@ -17,6 +17,7 @@ from veil.plan.edit import LABELS
 from veil.plan.model import Box, Kind, Plan, Region, Shape
 from veil.report import Finding
 from veil.review.batch import Batch, Item, State
+from veil.review.draft import draft_path
 from veil.review.people import frames_in, surest_frame
 
 # Failing and unfinished files first.
@@ -39,6 +40,10 @@ def file_summary(batch: Batch, item: Item) -> dict[str, Any]:
     file = batch.file(item)
     verification = file.verification
     draft = item.draft
+    # A draft left by an earlier review, not opened yet in this one, is unapplied edits too.
+    unapplied = (
+        draft.edited if draft is not None else item.output is not None and draft_path(item.output).is_file()
+    )
     return {
         "id": item.id,
         "name": item.name,
@@ -48,8 +53,8 @@ def file_summary(batch: Batch, item: Item) -> dict[str, Any]:
         "failures": len(verification.failures) if verification else 0,
         "review": len(verification.review) if verification else 0,
         "masks": file.faces_masked,
-        "edited": bool(draft is not None and draft.edited) or bool(file.decisions and file.decisions.any),
-        "unapplied": bool(draft is not None and draft.edited),
+        "edited": unapplied or bool(file.decisions and file.decisions.any),
+        "unapplied": unapplied,
         "approved": batch.approved(item),
         "renders": file.review.renders if file.review else 0,
     }
@@ -78,7 +83,19 @@ def file_view(batch: Batch, item: Item) -> dict[str, Any]:
         "can_redo": draft.can_redo,
         "version": draft.version,
         "not_run": file.verification.not_run if file.verification else [],
+        "rejected": rejected_view(plan, item),
     }
+
+
+def rejected_view(plan: Plan, item: Item) -> dict[str, Any] | None:
+    """The last Apply's render that failed verification and was not applied:
+    what the verifier found in it, tied to the draft's regions."""
+    rendered = item.rejected
+    if rendered is None:
+        return None
+    verdict = rendered.verification
+    failures = verdict.failures if verdict is not None else []
+    return {"findings": [finding_view(plan, f, "fail") for f in failures]}
 
 
 def review_order(plan: Plan) -> list[Region]:

@@ -52,11 +52,21 @@ async function showBatch() {
   $("file").hidden = true;
   $("batch").hidden = false;
   $("folder").textContent = S.batch.folder;
+  renderCounts();
+  renderGrid();
+  history.replaceState(null, "", "/");
+}
+
+function renderCounts() {
   const c = S.batch.counts;
   $("counts").textContent =
     `${c.total} files: ${c.fail} failing, ${c.review} to review, ${c.approved} approved`;
-  renderGrid();
-  history.replaceState(null, "", "/");
+}
+
+async function refreshBatch() {
+  // The header's counts (and the grid, when shown next) after a file changed state.
+  S.batch = await api("/api/files");
+  renderCounts();
 }
 
 function wanted(file) {
@@ -78,7 +88,7 @@ function renderGrid() {
     if (!wanted(file)) continue;
     const card = element("li", { tabindex: "0", "data-id": file.id, "data-state": file.state });
     if (file.state !== "failed") {
-      card.append(element("img", { class: "thumb", loading: "lazy", alt: "", src: `/media/${file.id}/thumb` }));
+      card.append(element("img", { class: "thumb", loading: "lazy", alt: "", src: `/media/${file.id}/thumb?v=${file.renders}` }));
     }
     const meta = element("div", { class: "meta" });
     meta.append(element("div", { class: "name", title: file.name }, file.name));
@@ -141,9 +151,12 @@ async function showFrame() {
 }
 
 function pictureUrl() {
+  // The original never changes: an edit must not fetch it again. The preview
+  // changes with the draft, the output with each render.
   const source = S.view === "edit" ? "original" : S.view;
   const frame = S.file.kind === "video" ? `/${S.frame}` : "";
-  return `/media/${S.file.id}/${source}${frame}?v=${S.file.version}-${S.file.renders || 0}`;
+  const version = { original: "0", preview: `${S.file.version}`, output: `${S.file.renders || 0}` }[source];
+  return `/media/${S.file.id}/${source}${frame}?v=${version}`;
 }
 
 function render() {
@@ -285,6 +298,10 @@ function renderOverlay() {
       nodes.push(rect(finding.box, "finding"));
     }
   }
+  for (const finding of (S.file.rejected && S.file.rejected.findings) || []) {
+    if (!finding.box || (S.file.kind === "video" && finding.frame !== S.frame)) continue;
+    nodes.push(rect(finding.box, "finding rejected"));
+  }
   if (S.drag && S.drag.kind === "draw") nodes.push(rect(S.drag.box, "rubber"));
   svg.replaceChildren(...nodes);
 }
@@ -336,6 +353,20 @@ function renderFindings() {
   });
   if (!items.length) items.push(element("li", {}, S.file.state === "unverified" ? "not verified" : "nothing found"));
   for (const note of S.file.not_run) items.push(element("li", {}, `not run: ${note}`));
+  const rejected = S.file.rejected;
+  if (rejected) {
+    // The last Apply was refused: its render failed verification, the output on disk is the old one.
+    const head = element("li", { class: "rejected-head" },
+      "Not applied: your last Apply failed verification. The output on disk was not changed. " +
+      "What the verifier found in that render (dashed red, also in Preview):");
+    const found = rejected.findings.map((finding) => {
+      const where = finding.frame !== null ? `frame ${finding.frame}: ` : "";
+      const li = element("li", { class: "fail rejected" }, `REFUSED ${where}${finding.message}`);
+      li.addEventListener("click", () => attempt(() => goToFinding(finding)));
+      return li;
+    });
+    items.unshift(head, ...found, element("li", { class: "rejected-head on-disk" }, "The output on disk, as last applied:"));
+  }
   list.replaceChildren(...items);
 }
 
@@ -422,10 +453,31 @@ async function decideAndGoOn(decision) {
   if (S.selected === id) stepRegion(1);
 }
 
+const REASON_LETTERS = 3;  // as the server asks (veil.plan.model.REASON_LETTERS)
+
 function openKeep() {
+  $("keep-title").textContent = `Keep ${S.selected} visible?`;
   $("keep-reason").value = "";
+  $("keep-error").textContent = "";
   $("keep-dialog").hidden = false;
   $("keep-reason").focus();
+}
+
+async function submitKeep() {
+  const reason = $("keep-reason").value.trim();
+  const letters = [...reason].filter((c) => /[\p{L}\p{N}]/u.test(c)).length;
+  if (letters < REASON_LETTERS) {
+    $("keep-error").textContent = `Write the reason out (at least ${REASON_LETTERS} letters): it goes into the report.`;
+    $("keep-reason").focus();
+    return;
+  }
+  try {
+    await edit({ op: "decide", region: S.selected, decision: "keep", reason });
+  } catch (e) {
+    $("keep-error").textContent = e.message;  // the dialog stays: nothing was kept
+    return;
+  }
+  closeModals();
 }
 
 async function goToFinding(finding) {
@@ -452,9 +504,38 @@ async function stepHistory(step) {
   say(step === "undo" ? "undone" : "redone");
 }
 
-async function applyFile() {
+async function applyFile(checked = false) {
+  if (!checked) {
+    say("checking what your drops uncover...");
+    const check = await api(`/api/files/${S.file.id}/uncovered`);
+    if (check.uncovered.length) {
+      openUncovered(check.uncovered);
+      say("");
+      return;
+    }
+  }
   await api(`/api/files/${S.file.id}/apply`, {});
   watchJob();
+}
+
+function openUncovered(found) {
+  // Before Apply: the drops that would leave a face bare, each a link to where.
+  const list = $("uncovered-list");
+  list.replaceChildren(...found.map((u) => {
+    const where = u.spans.length ? ` in frames ${u.spans.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(", ")}` : "";
+    const li = element("li", {}, `${u.region}${where}: ${u.why} `);
+    const show = element("button", { type: "button" }, "show");
+    show.addEventListener("click", () => {
+      closeModals();
+      if (u.frames.length) S.frame = u.frames[0];
+      S.selected = u.region;
+      attempt(showFrame);
+    });
+    li.append(show);
+    return li;
+  }));
+  $("uncovered-dialog").hidden = false;
+  $("uncovered-cancel").focus();
 }
 
 function watchJob() {
@@ -464,16 +545,18 @@ function watchJob() {
   S.polling = setInterval(() => attempt(async () => {
     const job = await api(`/api/files/${id}/job`);
     if (job.state === "running") {
-      if (job.total && job.done >= job.total) say("verifying...");
-      else say(job.total ? `rendering frame ${job.done} of ${job.total}...` : "rendering and verifying...");
+      const frames = job.total ? ` frame ${job.done} of ${job.total}` : "";
+      say(`${job.phase}${frames}...`);
       return;
     }
     clearInterval(S.polling);
     if (S.file && S.file.id === id) {
       updated(await api(`/api/files/${id}`));
+      if (job.state === "rejected") S.view = "preview";  // what the refused render looked like
       await showFrame();
     }
-    if (job.state === "failed") say(job.error, true);
+    await refreshBatch();
+    if (job.state === "failed" || job.state === "rejected") say(job.error, true);
     else say(`applied: ${S.file.state.toUpperCase()}`);
   }), 400);
 }
@@ -558,7 +641,7 @@ function onPointerUp(event) {
 // ---- keys ------------------------------------------------------------------
 
 function onKey(event) {
-  if (!$("keep-dialog").hidden || event.target.matches("input, textarea, select")) {
+  if (!$("keep-dialog").hidden || !$("uncovered-dialog").hidden || event.target.matches("input, textarea, select")) {
     if (event.key === "Escape") closeModals();
     return;
   }
@@ -588,7 +671,7 @@ function onKey(event) {
     case "N": stepRegion(-1); return;
     case "m": attempt(() => decideAndGoOn("mask")); return;
     case "x": attempt(() => decideAndGoOn("drop")); return;
-    case "v": decideSelected("keep"); return;
+    case "v": handled(); decideSelected("keep"); return;
     case "Delete": case "Backspace":
       if (S.selected) attempt(() => edit({ op: "remove", region: S.selected }));
       return;
@@ -612,6 +695,7 @@ function onKey(event) {
     case "s": attempt(() => spanHere("first")); return;
     case "e": attempt(() => spanHere("last")); return;
     case "k": attempt(reachHere); return;
+    case "c": attempt(splitHere); return;
   }
 }
 
@@ -638,6 +722,17 @@ async function spanHere(end) {
   await edit({ op: "span", region: region.id, first, last });
 }
 
+async function splitHere() {
+  // The selected track in two at this frame; the part from here on is selected, to decide on its own.
+  const region = S.file.regions.find((r) => r.id === S.selected);
+  if (!region) { say("select a track first"); return; }
+  const before = new Set(S.file.regions.map((r) => r.id));
+  await edit({ op: "split", region: region.id, frame: S.frame });
+  const part = S.file.regions.find((r) => !before.has(r.id));
+  if (part) { S.selected = part.id; render(); }
+  say(`split: ${region.id} ends at frame ${S.frame - 1}, ${part ? part.id : "the rest"} starts here`);
+}
+
 async function reachHere() {
   // The selected region reaches this frame, holding its nearest box: a key frame to move.
   const region = S.file.regions.find((r) => r.id === S.selected);
@@ -648,6 +743,7 @@ async function reachHere() {
 
 function closeModals() {
   $("keep-dialog").hidden = true;
+  $("uncovered-dialog").hidden = true;
   $("help").hidden = true;
 }
 
@@ -687,6 +783,7 @@ function wire() {
   $("next-start").addEventListener("click", () => attempt(nextStart));
   $("span-start").addEventListener("click", () => attempt(() => spanHere("first")));
   $("span-end").addEventListener("click", () => attempt(() => spanHere("last")));
+  $("split-here").addEventListener("click", () => attempt(splitHere));
   $("keep-cancel").addEventListener("click", closeModals);
   $("keep-reason").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey) {  // Enter keeps; Shift+Enter starts a new line
@@ -696,11 +793,10 @@ function wire() {
   });
   $("keep-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    const reason = $("keep-reason").value.trim();
-    if (!reason) return;
-    closeModals();
-    attempt(() => edit({ op: "decide", region: S.selected, decision: "keep", reason }));
+    submitKeep();
   });
+  $("uncovered-cancel").addEventListener("click", () => { closeModals(); say("not applied"); });
+  $("uncovered-apply").addEventListener("click", () => { closeModals(); attempt(() => applyFile(true)); });
 }
 
 async function start() {
