@@ -73,7 +73,7 @@ def test_a_rectangle_and_one_key_clear_many_false_regions(
         header = page.locator("#regions li.group[data-group='among people']")
         assert "24" in header.inner_text()  # a group of its own, with its count...
         assert page.locator("#regions li[data-id=f100]").count() == 0  # ...folded: the list stays short
-        assert "because of f1" in page.locator("#people").inner_text()  # the proof of people is named
+        assert "because of f1" in page.locator("#proof").inner_text()  # the proof of people is named
         words = page.locator("#side").inner_text()
         assert "centerface" not in words and "mirrored" not in words  # no jargon in the text
         sync_api.expect(page.locator("#reviewed")).to_have_text(re.compile(r"^0 of \d+ reviewed$"))
@@ -131,7 +131,7 @@ def test_the_proof_of_people_drops_with_what_stood_on_it(page: Any, tmp_path: Pa
     with serving(outdir) as (keys, _):
         page.goto(keys.url())
         page.locator("#grid li", has_text="one.png").click()
-        proof = page.locator("#people")
+        proof = page.locator("#proof")
         sync_api.expect(proof).to_contain_text("veil treats this picture as showing people because of f50")
 
         page.locator("#label").focus()  # a focused dropdown leaves the page its keys

@@ -373,6 +373,11 @@ class FrameReader(VideoSource):
     def frames(self) -> int:
         return len(self._pts)
 
+    def seconds(self) -> list[Fraction]:
+        """When each frame is shown, in seconds from the first: PTS x time base."""
+        first = self._pts[0]
+        return [(pts - first) * self.probe.time_base for pts in self._pts]
+
     def _scan(self) -> list[int]:
         stamps, _ = self.packet_index()
         if not stamps:

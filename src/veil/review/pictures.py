@@ -22,14 +22,18 @@ import simplejpeg
 from veil.media.image import read_image
 from veil.media.video import FrameReader
 from veil.options import InputLimits
+from veil.plan.model import Box
 from veil.plan.render import draw
 from veil.review.batch import Batch, Item, ReviewError
+from veil.review.people import crop_around, surest_frame
 
 Image = npt.NDArray[np.uint8]
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 THUMB_SIDE = 320
+PERSON_SIDE = 160  # a track's picture in the gallery
 JPEG_QUALITY = 90
+PERSON_QUALITY = 85
 
 
 class View(StrEnum):
@@ -68,6 +72,7 @@ class Pictures:
         self._pixels: _Cache[tuple[str, str, int | None], Image] = _Cache(6)
         self._jpegs: _Cache[tuple[str, str, int | None, int], bytes] = _Cache(64)
         self._thumbs: _Cache[tuple[str, int], bytes] = _Cache(2000)
+        self._people: _Cache[tuple[str, str, int, Box], bytes] = _Cache(2000)
         self._readers: _Cache[tuple[str, str], tuple[FrameReader, threading.Lock]] = _Cache(
             4, on_evict=lambda entry: entry[0].__exit__()
         )
@@ -111,6 +116,36 @@ class Pictures:
             lambda: _encode(_shrunk(self.pixels(item, View.OUTPUT, 0 if item.video else None), THUMB_SIDE)),
         )
 
+    def person(self, item: Item, region_id: str) -> bytes:
+        """A video region at its surest frame: the original around its box,
+        small (`veil.review.people`). KeyError for a region not in the draft."""
+        if not item.video:
+            raise ReviewError("a region's picture is for a video's tracks; a photo shows them all at once")
+        plan = self.batch.draft(item).plan
+        region = plan.region(region_id)
+        frame = surest_frame(region)
+        box = region.box_at(frame)
+        if frame is None or box is None:
+            raise ReviewError(f"region {region_id!r} has no frame to show")
+
+        def make() -> bytes:
+            x1, y1, x2, y2 = crop_around(box, plan.source.width, plan.source.height)
+            crop = self.pixels(item, View.ORIGINAL, frame)[y1:y2, x1:x2]
+            return _encode(_shrunk(crop, PERSON_SIDE), PERSON_QUALITY)
+
+        return self._people.get((item.id, region_id, frame, box), make)
+
+    def seconds(self, item: Item) -> list[float]:
+        """When each frame of a clip is shown, in seconds from its first."""
+        original = item.original
+        if not item.video or original is None:
+            raise ReviewError("only a clip has frame times")
+        # the reader that decodes the original's frames; its timestamps need no decoding, nor its lock
+        reader, _ = self._readers.get(
+            (item.id, f"{View.ORIGINAL.value}:0"), lambda: (FrameReader(original), threading.Lock())
+        )
+        return [float(s) for s in reader.seconds()]
+
     def _output_version(self, item: Item) -> int:
         review = self.batch.file(item).review
         return review.renders if review is not None else 0
@@ -125,5 +160,5 @@ def _shrunk(image: Image, side: int) -> Image:
     return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
-def _encode(image: Image) -> bytes:
-    return bytes(simplejpeg.encode_jpeg(np.ascontiguousarray(image), quality=JPEG_QUALITY, colorspace="RGB"))
+def _encode(image: Image, quality: int = JPEG_QUALITY) -> bytes:
+    return bytes(simplejpeg.encode_jpeg(np.ascontiguousarray(image), quality=quality, colorspace="RGB"))

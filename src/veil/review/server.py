@@ -38,7 +38,7 @@ from veil.plan import edit
 from veil.plan.model import Box, Decision, Plan, Shape
 from veil.review import views
 from veil.review.batch import Batch, Item, Rejected, ReviewError
-from veil.review.follow import followed
+from veil.review.follow import followed, tracked
 from veil.review.pictures import Pictures, View
 from veil.review.uncover import uncovered
 
@@ -69,6 +69,7 @@ _STATIC = {
     "review.js": "text/javascript; charset=utf-8",
     "bulk.js": "text/javascript; charset=utf-8",
     "review.css": "text/css; charset=utf-8",
+    "video.js": "text/javascript; charset=utf-8",
 }
 
 
@@ -181,6 +182,7 @@ class Review:
             Route("/api/files", self.listing),
             Route("/api/files/{item}", self.details),
             Route("/api/files/{item}/frame/{frame:int}", self.frame_regions),
+            Route("/api/files/{item}/seconds", self.seconds),
             Route("/api/files/{item}/edit", self.edit, methods=["POST"]),
             Route("/api/files/{item}/undo", self.undo, methods=["POST"]),
             Route("/api/files/{item}/redo", self.redo, methods=["POST"]),
@@ -190,6 +192,7 @@ class Review:
             Route("/api/files/{item}/approve", self.approve, methods=["POST"]),
             Route("/api/files/{item}/looked", self.looked, methods=["POST"]),
             Route("/media/{item}/thumb", self.thumb),
+            Route("/media/{item}/region/{region}", self.person),
             Route("/media/{item}/{view}", self.picture),
             Route("/media/{item}/{view}/{frame:int}", self.picture),
         ]
@@ -318,7 +321,7 @@ class Review:
     def _followed(self, item: Item, plan: Plan, frame: int, box: Box, label: str, shape: Shape) -> Plan:
         frames = plan.source.frames or 0
         path = followed(lambda f: self.pictures.pixels(item, View.ORIGINAL, f), frames, frame, box)
-        return plan.drawn(keyframes=path, label=label, shape=shape)
+        return tracked(plan, path, frame, label, shape)
 
     async def undo(self, request: Request) -> Response:
         item = self.item(request)
@@ -417,6 +420,16 @@ class Review:
             return PlainTextResponse("not found", 404)
         frame = request.path_params.get("frame")
         return Response(self.pictures.jpeg(item, view, frame), media_type="image/jpeg")
+
+    def person(self, request: Request) -> Response:
+        """A track at its surest frame, for the gallery; the region is looked
+        up in the draft by its id, and only a region of the plan is shown."""
+        item = self.item(request)
+        jpeg = self.pictures.person(item, request.path_params["region"])
+        return Response(jpeg, media_type="image/jpeg")
+
+    def seconds(self, request: Request) -> Response:
+        return JSONResponse({"seconds": self.pictures.seconds(self.item(request))})
 
     def thumb(self, request: Request) -> Response:
         return Response(self.pictures.thumbnail(self.item(request)), media_type="image/jpeg")

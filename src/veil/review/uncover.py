@@ -1,24 +1,24 @@
-"""What a person's drops would uncover, told before Apply.
+"""What a person's drops in a clip would uncover, told before Apply.
 
 A track can be right in one span and wrong in another: it starts on a
 bouquet and, ten frames later, is the only mask on a woman's face. Dropping
-it because of its first frame uncovers her. Before a draft is applied, each
-region the person dropped (veil masked it, or it is new from a split) is
-looked at where it would leave a face bare:
+it because of its first frame uncovers her. Before a clip's draft is
+applied, each track the person dropped (veil masked it, or it is new from
+a split) is looked at where it would leave a face bare:
 
-- in a photo, a region veil called sure, or confirmed by its second look,
-  when it chose (`veil.choose`, kept in the plan), or scored `sure_score`
-  or more;
-- in a clip, whose tracks keep a score per frame but no second look:
-  frames where the search scored it `sure_score` or more; otherwise a few
-  of the frames where the search found it are looked at again
-  (`veil.second_look`, the look that confirms faces when veil chooses),
-  `LOOKS` per track and `ALL_LOOKS` in all: a confirmed look is a face.
+- frames where the search scored it `sure_score` or more (a face, sure, by
+  the rule that decides what veil masks, `veil.choose`);
+- otherwise a few of the frames where the search found it are looked at
+  again (`veil.second_look`, the look that confirms faces when veil
+  chooses), `LOOKS` per track and `ALL_LOOKS` in all, in frame order: a
+  confirmed look is a face.
 
-Verification after Apply would catch most of these too, but only after a
-render; this tells the person which frames, before, so that they can split
-the track there instead. Nothing here recognises anyone: the looks say
-"a face", never whose.
+Verification after Apply catches these too, but only after rendering and
+attacking every frame (a minute for a short clip on 2 cores); this names
+the frames first, so the person can split the track there instead. A
+photo needs no such warning: its Apply is verified in a second or two, and
+a refused render shows what the verifier found. Nothing here recognises
+anyone: a look says "a face", never whose.
 """
 
 from __future__ import annotations
@@ -29,16 +29,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from veil.choose import Reason
 from veil.options import ChoiceOptions
-from veil.plan.model import Box, Decision, Kind, Plan, Region
+from veil.plan.model import Decision, FrameBox, Kind, Plan, Region
 from veil.review.views import spans
 from veil.second_look import SecondLook
 
 Image = npt.NDArray[np.uint8]
 LOOKS = 8  # frames of a dropped track looked at again, spread over the frames the search found it in
-ALL_LOOKS = 96  # looks in one check, however many tracks were dropped (a second or two on 2 cores)
-_CONFIRMED_WHY = {Reason.SURE.value, Reason.CONFIRMED.value}
+ALL_LOOKS = 96  # looks in one check, however many tracks were dropped
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,7 @@ class Uncovered:
     """A dropped region that would leave a face bare in `frames`."""
 
     region: str
-    frames: tuple[int, ...]  # sorted; empty for a photo
+    frames: tuple[int, ...]  # sorted
     why: str
 
     def to_dict(self) -> dict[str, object]:
@@ -72,61 +70,34 @@ def dropped_by_person(plan: Plan, base: Plan) -> list[Region]:
 def uncovered(
     plan: Plan,
     base: Plan,
-    pixels: Callable[[int | None], Image],
+    pixels: Callable[[int], Image],
     look: SecondLook,
     sure_score: float = ChoiceOptions().sure_score,
 ) -> list[Uncovered]:
-    """The person's drops in `plan` that would uncover a face; `pixels(frame)`
-    gives a clip's original frame."""
-    found = []
-    looks_left = ALL_LOOKS
+    """The person's drops of tracks in `plan` that would uncover a face;
+    `pixels(frame)` gives the original's frame. Empty for a photo."""
+    if not plan.is_video:
+        return []
+    told: dict[str, Uncovered] = {}
+    to_look: list[tuple[int, Region, FrameBox]] = []
     for region in dropped_by_person(plan, base):
-        if region.box is not None:
-            result = _photo(region, sure_score)
-        else:
-            result, looked = _clip(region, pixels, look, sure_score, looks_left)
-            looks_left -= looked
-        if result is not None:
-            found.append(result)
-    return found
-
-
-def _photo(region: Region, sure_score: float) -> Uncovered | None:
-    found = region.found
-    if found is None:
-        return None
-    if found.why in _CONFIRMED_WHY:
-        said = "sure" if found.why == Reason.SURE.value else "confirmed by a second look"
-        return Uncovered(region.id, (), f"veil found a face here, {said}")
-    if found.score >= sure_score:
-        return Uncovered(region.id, (), f"the search scored a face here ({found.score:.2f})")
-    return None
-
-
-def _clip(
-    region: Region,
-    pixels: Callable[[int | None], Image],
-    look: SecondLook,
-    sure_score: float,
-    looks_left: int,
-) -> tuple[Uncovered | None, int]:
-    """What dropping a track uncovers, and how many looks it took."""
-    strong = [e for e in region.track if e.score >= sure_score]
-    if strong:
-        best = max(e.score for e in strong)
-        frames = tuple(e.frame for e in strong)
-        return Uncovered(region.id, frames, f"the search scored a face there (up to {best:.2f})"), 0
-    detected = [e for e in region.track if e.score > 0]
-    count = min(LOOKS, looks_left, len(detected))
-    if count <= 0:
-        return None, 0
-    picks = np.linspace(0, len(detected) - 1, count).round().astype(int)
-    looked = [detected[i] for i in sorted(set(picks.tolist()))]
-    confirmed = tuple(e.frame for e in looked if _confirmed(look, pixels(e.frame), e.box))
-    if confirmed:
-        return Uncovered(region.id, confirmed, "a second look confirms a face there"), len(looked)
-    return None, len(looked)
-
-
-def _confirmed(look: SecondLook, image: Image, box: Box) -> bool:
-    return look.look(image, np.array(box, np.float32)).confirmed
+        strong = [e for e in region.track if e.score >= sure_score]
+        if strong:
+            best = max(e.score for e in strong)
+            frames = tuple(e.frame for e in strong)
+            told[region.id] = Uncovered(
+                region.id, frames, f"the search scored a face there (up to {best:.2f})"
+            )
+            continue
+        detected = [e for e in region.track if e.score > 0]
+        count = min(LOOKS, ALL_LOOKS - len(to_look), len(detected))
+        if count > 0:
+            picks = sorted(set(np.linspace(0, len(detected) - 1, count).round().astype(int).tolist()))
+            to_look.extend((detected[i].frame, region, detected[i]) for i in picks)
+    confirmed: dict[str, list[int]] = {}
+    for frame, region, entry in sorted(to_look, key=lambda t: t[0]):  # in frame order: decoding runs forwards
+        if look.look(pixels(frame), np.array(entry.box, np.float32)).confirmed:
+            confirmed.setdefault(region.id, []).append(frame)
+    for region_id, seen in confirmed.items():
+        told[region_id] = Uncovered(region_id, tuple(seen), "a second look confirms a face there")
+    return [told[r.id] for r in plan.regions if r.id in told]

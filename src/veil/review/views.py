@@ -19,6 +19,7 @@ from veil.report import Finding
 from veil.review import explain
 from veil.review.batch import Batch, Item, State
 from veil.review.draft import draft_path
+from veil.review.people import frames_in, surest_frame
 
 # Failing and unfinished files first.
 _STATE_ORDER = {State.FAIL: 0, State.FAILED: 1, State.REVIEW: 2, State.UNVERIFIED: 3, State.PASS: 4}
@@ -173,6 +174,8 @@ def region_view(plan: Plan, region: Region, rank: int) -> dict[str, Any]:
             "last": frames[-1],
             "set_frames": list(region.set_frames) or [k.frame for k in region.keyframes],
             "follows": "track" if region.track else "keyframes",
+            "surest": surest_frame(region),  # the gallery shows it at this frame
+            "count": frames_in(region),
         }
     return view
 

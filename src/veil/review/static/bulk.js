@@ -194,7 +194,7 @@ function renderChecked() {
 function renderBulk() {
   renderChecked();
   const people = S.file.people;
-  const box = $("people");
+  const box = $("proof");
   box.hidden = !people;
   if (people) {
     const parts = [element("p", {}, people.text + ".")];
@@ -239,13 +239,7 @@ function showBox(box) {
   S.flash = box;
   S.view = "edit";
   render();
-  const [x1, y1, x2, y2] = box;
-  const stage = $("stage");
-  const fit = scale() / S.zoom;
-  const wanted = Math.min(stage.clientWidth / ((x2 - x1) * 5), stage.clientHeight / ((y2 - y1) * 5)) / fit;
-  S.zoom = 1;
-  zoomTo(Math.min(8, Math.max(1, wanted)), [(x1 + x2) / 2, (y1 + y2) / 2]);
-  renderOverlay();
+  zoomOnto(box);
 }
 
 // ---- a focused dropdown keeps the page's keys ------------------------------------

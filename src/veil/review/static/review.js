@@ -179,12 +179,13 @@ function render() {
   const picture = $("picture");
   if (picture.getAttribute("src") !== url) picture.src = url;
   picture.alt = `${file.name}, ${S.view}`;
-  layoutPicture();
-  renderOverlay();
   renderRegions();
   renderFindings();
   renderBulk();
   if (file.kind === "video") renderTimeline();
+  renderPeople();  // video.js
+  layoutPicture();  // last: the timeline's rows take the stage's height
+  renderOverlay();
 }
 
 function scale() {
@@ -218,7 +219,10 @@ function zoomTo(factor, centre) {
 function zoomOnSelected() {
   const region = regionsHere().find((r) => r.id === S.selected);
   if (!region) { say("select a region first"); return; }
-  const [x1, y1, x2, y2] = region.box;
+  zoomOnto(region.box);
+}
+
+function zoomOnto([x1, y1, x2, y2]) {
   const stage = $("stage");
   const fit = scale() / S.zoom;
   // the region about a fifth of the view, and no more than 8 times the fitted size
@@ -501,12 +505,13 @@ async function goToFinding(finding) {
 }
 
 async function maskFinding(finding) {
-  // A face the verifier found outside every mask: a mask over its head, in its frame.
+  // A face the verifier found outside every mask: a mask over its head; in a
+  // clip, following the face both ways (video.js).
   if (finding.frame !== null && S.file.kind === "video") {
-    S.frame = finding.frame;
-    await showFrame();
+    await maskFaceInClip(finding);
+    return;
   }
-  await edit({ op: "draw", box: finding.box, shape: "ellipse", label: "face", mode: "keyframes", frame: S.frame });
+  await edit({ op: "draw", box: finding.box, shape: "ellipse", label: "face" });
 }
 
 async function stepHistory(step) {
