@@ -95,7 +95,7 @@ function renderGrid() {
     meta.append(element("span", { class: `badge ${file.state}` }, file.state.toUpperCase()));
     if (file.approved) meta.append(" ", element("span", { class: "badge approved" }, "approved"));
     if (file.edited) meta.append(" ", element("span", { class: "badge edited" }, "edited"));
-    const notes = file.error ? ` ${file.error}` : ` ${file.masks} masks, ${file.review} to review` +
+    const notes = file.error ? ` ${file.error}` : ` ${file.masks} mask${file.masks === 1 ? "" : "s"}, ${file.review} to review` +
       (file.reviewed ? `, ${reviewedText(file.reviewed)}` : "");
     meta.append(element("span", {}, notes));
     card.append(meta);
