@@ -17,7 +17,8 @@ from starlette.testclient import TestClient
 
 from veil.review.batch import Batch
 from veil.review.draft import draft_path
-from veil.review.server import COOKIE, Review, Secrets, bind
+from veil.review.guard import COOKIE
+from veil.review.server import Review, Secrets, bind
 
 from conftest import outward_allowed
 from review_batch import run

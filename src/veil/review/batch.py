@@ -6,7 +6,8 @@ report's list is ever opened. Applying a draft renders the output again
 from the original (`veil.rendering.render_file`) into a hidden folder of
 OUTDIR and verifies it; only a render that passed is swapped in with its
 plan. One that failed is deleted and refused (`Rejected`): the output on
-disk, its plan and the report stay as they were, byte for byte, and what
+disk and its plan stay as they were, byte for byte, and so does the
+file's report (but for the regions a person looked at meanwhile); what
 the verifier found is kept for the page. Approving records a person's
 decision in the report. Originals are only read.
 """
@@ -192,7 +193,7 @@ class Batch:
     ) -> FileReport:
         """Render the item's output again from its original and its draft,
         verify it, and swap it in only if it passed. Otherwise the old output,
-        plan and report stay as they were and `Rejected` (or another
+        plan and file report stay as they were and `Rejected` (or another
         ReviewError) is raised. `on_frame` and `on_verify` hear a clip's
         frames rendered and verified."""
         draft = self.draft(item)
