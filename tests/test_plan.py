@@ -14,7 +14,7 @@ from PIL import Image
 import veil
 from veil.plan import Decision, FrameBox, Kind, Plan, Region, Shape, Source, load_plan, save_plan
 from veil.plan.make import reading_order
-from veil.plan.model import plan_from_dict
+from veil.plan.read import plan_from_dict
 
 from conftest import ASTRONAUT_FACE
 

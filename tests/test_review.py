@@ -16,7 +16,8 @@ from veil.errors import PlanError
 from veil.media.video import FrameReader, VideoSource
 from veil.plan.edit import SPREAD, inside_picture, moved, removed, spanned, split, whole_clip
 from veil.plan.files import load_plan
-from veil.plan.model import Decision, Found, FrameBox, Kind, Plan, Region, Source, plan_from_dict
+from veil.plan.model import Decision, Found, FrameBox, Kind, Plan, Region, Source
+from veil.plan.read import plan_from_dict
 from veil.review.batch import Batch, Rejected, ReviewError
 from veil.review.draft import Draft, draft_path
 from veil.review.follow import followed

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from veil.errors import PlanError
 from veil.media.files import publish_bytes
-from veil.plan.model import Plan, plan_from_dict
+from veil.plan.model import Plan
+from veil.plan.read import plan_from_dict
 
 PLAN_SUFFIX = ".plan.json"
 MAX_PLAN_BYTES = 1 << 30
