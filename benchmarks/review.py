@@ -11,6 +11,9 @@
   ../shared/data/video (1920x1080), looped to one minute; frames fetched
   in random order through the server (decoded by index, JPEG), and
   stepping forwards one frame at a time.
+- The check before a clip's Apply: every track of the one-minute clip
+  dropped, the time to name those that would uncover a face (sure scores,
+  and second looks, at most 96, at the frames they need).
 - Apply: from a person's edit to a new verified output, for a 12 MP photo
   (the astronaut tiled 8 x 6, 48 faces) and for the one-minute clip (its
   plan is veil's plan of the 4.2 s clip, repeated).
@@ -189,6 +192,22 @@ def frame_times(out: Path) -> dict[str, float]:
     }
 
 
+def uncover_time(out: Path) -> dict[str, Any]:
+    """Every track of the clip dropped; the check the page makes before Apply."""
+    keys = Secrets(port=1)
+    batch = Batch(out)
+    client = TestClient(Review(batch, keys).app(), base_url="http://127.0.0.1:1")
+    client.get(f"/?token={keys.token}", follow_redirects=False)
+    (item,) = batch.items.values()
+    ids = [r.id for r in batch.draft(item).plan.regions]
+    batch.change(item, lambda plan: plan.decide_many(ids, Decision.DROP))
+    started = time.perf_counter()
+    told = client.get(f"/api/files/{item.id}/uncovered").json()["uncovered"]
+    seconds = time.perf_counter() - started
+    batch.draft(item).undo()
+    return {"check_s": seconds, "dropped": len(ids), "told": len(told)}
+
+
 def apply_time(out: Path, on_frames: bool = False) -> dict[str, Any]:
     batch = Batch(out)
     (item,) = batch.items.values()
@@ -242,6 +261,12 @@ def main_() -> None:
             _, out = one_minute_clip(args.data, root / "clip")
             results["frames_1080p"] = frame_times(out)
             print("1080p frames:", json.dumps(results["frames_1080p"]), flush=True)
+            results["uncover_check_1080p"] = uncover_time(out)
+            print(
+                "check before Apply, every track dropped:",
+                json.dumps(results["uncover_check_1080p"]),
+                flush=True,
+            )
             results["apply_1min_1080p"] = apply_time(out)
             print("apply, one minute of 1080p:", json.dumps(results["apply_1min_1080p"]), flush=True)
     if args.json:
