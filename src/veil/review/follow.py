@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from veil.errors import PlanError
+from veil.plan.edit import inside_picture
 from veil.plan.model import Box, Decision, FrameBox, Kind, Plan, Region, Shape
 
 Image = npt.NDArray[np.uint8]
@@ -49,16 +50,9 @@ def tracked(plan: Plan, path: list[tuple[int, Box]], start: int, label: str, sha
     gave from `start`), masked. It is a track, as veil's own faces are: a
     box moved at one frame fades into its neighbours, and `start`, where the
     person placed it, is its one set frame."""
-    width, height = plan.source.width, plan.source.height
-
-    def inside(box: Box) -> Box:
-        x1, y1, x2, y2 = (round(v, 1) for v in box)
-        return max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2)
-
-    track = tuple(FrameBox(frame, inside(box)) for frame, box in path)
-    placed = next((entry.box for entry in track if entry.frame == start), None)
-    if placed is None or any(e.box[2] - e.box[0] < 1 or e.box[3] - e.box[1] < 1 for e in track):
-        raise PlanError("plan: the box lies outside the picture")
+    track = tuple(FrameBox(frame, inside_picture(plan, box)) for frame, box in path)
+    if not any(entry.frame == start for entry in track):
+        raise PlanError(f"plan: the path does not pass frame {start}, where the region was placed")
     region = Region(
         plan.next_id(Kind.MANUAL),
         Kind.MANUAL,
