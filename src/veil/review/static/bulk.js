@@ -92,10 +92,15 @@ async function decidePicked(decision) {
   }
   const ids = pickedRegions().map((r) => r.id);
   if (!ids.length) { clearPicked(); return; }
+  await decideMany(ids, decision, `region${ids.length === 1 ? "" : "s"} ${decision === "drop" ? "dropped" : "masked"}`);
+}
+
+async function decideMany(ids, decision, done) {
+  // One edit for all of them (one undo step); the bulk selection ends.
   await edit({ op: "decide", regions: ids, decision });
   S.picked.clear();
   render();
-  say(`${ids.length} region${ids.length === 1 ? "" : "s"} ${decision === "drop" ? "dropped" : "masked"} (Ctrl+Z undoes)`);
+  say(`${ids.length} ${done} (Ctrl+Z undoes)`);
 }
 
 async function dropUnconfirmed() {
@@ -103,20 +108,13 @@ async function dropUnconfirmed() {
   if (!S.picked.size) { say("select regions first: drag a rectangle on the picture"); return; }
   const ids = pickedRegions().filter((r) => r.unconfirmed && r.decision !== "drop").map((r) => r.id);
   if (!ids.length) { say("no unconfirmed region in the selection is masked"); return; }
-  await edit({ op: "decide", regions: ids, decision: "drop" });
-  S.picked.clear();
-  render();
-  say(`${ids.length} unconfirmed region${ids.length === 1 ? "" : "s"} dropped (Ctrl+Z undoes)`);
+  await decideMany(ids, "drop", `unconfirmed region${ids.length === 1 ? "" : "s"} dropped`);
 }
 
 async function dropProof() {
   const people = S.file.people;
   if (!people || !people.drop.length) return;
-  const count = people.drop.length;
-  await edit({ op: "decide", regions: people.drop, decision: "drop" });
-  S.picked.clear();
-  render();
-  say(`${count} regions dropped (Ctrl+Z undoes)`);
+  await decideMany(people.drop, "drop", "regions dropped");
 }
 
 // ---- the rectangle ------------------------------------------------------------

@@ -443,6 +443,13 @@ function stepRegion(by) {
   select(regions[next].id);
 }
 
+async function editAdding(body) {
+  // An edit that adds a region (a split, a followed face): the region it added, if any.
+  const before = new Set(S.file.regions.map((r) => r.id));
+  await edit(body);
+  return S.file.regions.find((r) => !before.has(r.id));
+}
+
 async function edit(body) {
   updated(await api(`/api/files/${S.file.id}/edit`, body));
   await showFrame();
@@ -746,9 +753,7 @@ async function splitHere() {
   // The selected track in two at this frame; the part from here on is selected, to decide on its own.
   const region = S.file.regions.find((r) => r.id === S.selected);
   if (!region) { say("select a track first"); return; }
-  const before = new Set(S.file.regions.map((r) => r.id));
-  await edit({ op: "split", region: region.id, frame: S.frame });
-  const part = S.file.regions.find((r) => !before.has(r.id));
+  const part = await editAdding({ op: "split", region: region.id, frame: S.frame });
   if (part) { S.selected = part.id; render(); }
   say(`split: ${region.id} ends at frame ${S.frame - 1}, ${part ? part.id : "the rest"} starts here`);
 }

@@ -16,15 +16,14 @@ async function maskFaceInClip(finding) {
   if (people.following) { say("still following the face: wait for it"); return; }  // one click, one region
   S.frame = finding.frame;
   await showFrame();
-  const before = new Set(S.file.regions.map((r) => r.id));
   say("following the face forwards and backwards...");
   people.following = true;
+  let added;
   try {
-    await edit({ op: "draw", box: finding.box, shape: "ellipse", label: "face", mode: "follow", frame: finding.frame });
+    added = await editAdding({ op: "draw", box: finding.box, shape: "ellipse", label: "face", mode: "follow", frame: finding.frame });
   } finally {
     people.following = false;
   }
-  const added = S.file.regions.find((r) => !before.has(r.id));
   if (!added) return;
   S.selected = added.id;
   render();
