@@ -22,14 +22,13 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
-from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from veil import devices
+from veil import devices, integrity
 from veil.background import prefetched
 from veil.detect import Detector
 from veil.detections import Detections
@@ -174,14 +173,9 @@ class Verifier:
         if decoded.orientation != 1:
             tally.failures.append(Finding(Check.INTEGRITY, "the output is stored turned (EXIF orientation)"))
         after = decoded.pixels
-        if after.shape != before.shape:
-            tally.failures.append(
-                Finding(
-                    Check.INTEGRITY,
-                    f"the output is {after.shape[1]}x{after.shape[0]}, "
-                    f"the original upright {before.shape[1]}x{before.shape[0]}",
-                )
-            )
+        wrong_size = integrity.size((after.shape[1], after.shape[0]), (before.shape[1], before.shape[0]))
+        if wrong_size:  # both decoded to RGB: only the size can differ
+            tally.failures.extend(wrong_size)
             return
         tally.frames = 1
         tally.add(self._attack_frames_at_once([before], [after], [None], [True], tally)[0])
@@ -232,26 +226,27 @@ class Verifier:
                 return
             with result:
                 made = result.probe
-                if (made.width, made.height) != (expected.width, expected.height):
-                    tally.failures.append(
-                        Finding(
-                            Check.INTEGRITY,
-                            f"the output is {made.width}x{made.height}, "
-                            f"the original upright {expected.width}x{expected.height}",
-                        )
-                    )
+                wrong_size = integrity.size((made.width, made.height), (expected.width, expected.height))
+                if wrong_size:
+                    tally.failures.extend(wrong_size)
                     return
-                _check_sound(has_sound, result.audio_stream is not None, audio, tally)
+                tally.failures.extend(integrity.sound(has_sound, result.audio_stream is not None, audio))
                 if attacked is not None:
-                    _judge_parts(source, result, attacked, tally)
+                    for part in attacked:  # what the parts' attacks found
+                        tally.failures.extend(part.failures)
+                        tally.review.extend(part.review)
+                        tally.kept.extend(part.kept)
+                        tally.frames += part.frames
+                        tally.faces_compared += part.faces_compared
+                    tally.failures.extend(integrity.packets(source, result, tally.frames))
                     return
                 every = max(1, round(float(expected.rate) * self.options.recognition_every_s))
                 self._retinaface.expect_clip(expected.frames)
                 self._centerface.expect_clip(expected.frames)
                 try:
                     with (
-                        closing(prefetched(_frames(source))) as originals,
-                        closing(prefetched(_frames(result))) as outputs,
+                        closing(prefetched(integrity.frames(source))) as originals,
+                        closing(prefetched(integrity.frames(result))) as outputs,
                     ):
                         spans = self._attack_frames(
                             originals, outputs, every, tally, on_frame, expected.frames
@@ -262,16 +257,8 @@ class Verifier:
                 finally:
                     self._retinaface.expect_clip(0)
                     self._centerface.expect_clip(0)
-                before_s = spans[0] * expected.time_base
-                after_s = spans[1] * made.time_base
-                if abs(before_s - after_s) > max(Fraction(1, 1000), made.time_base):
-                    tally.failures.append(
-                        Finding(
-                            Check.INTEGRITY,
-                            f"the output's frames span {float(after_s):.3f} s, "
-                            f"the original's {float(before_s):.3f} s",
-                        )
-                    )
+                before_s, after_s = spans[0] * expected.time_base, spans[1] * made.time_base
+                tally.failures.extend(integrity.span(before_s, after_s, made.time_base))
 
     def _seen_again(self, before: RGB, box: list[float]) -> bool:
         """Whether a second look at the face found in the original confirms it, by the
@@ -315,7 +302,7 @@ class Verifier:
         first: tuple[int, int] | None = None
         last = (0, 0)
         batch: list[tuple[VideoFrameIn, VideoFrameIn]] = []
-        for index, (before, after) in enumerate(_zip_longest(originals, outputs)):
+        for index, (before, after) in enumerate(integrity.paired(originals, outputs)):
             if after is None:
                 tally.failures.append(Finding(Check.INTEGRITY, f"the output stops at frame {index}"))
                 break
@@ -441,63 +428,6 @@ class Verifier:
                         )
                     )
         return _merge(failures), _merge(review)
-
-
-def _check_sound(had: bool, has: bool, audio: AudioMode, tally: _Tally) -> None:
-    wanted = had and audio is not AudioMode.DROP
-    if has and not wanted:
-        tally.failures.append(Finding(Check.INTEGRITY, "the output has sound that should have been dropped"))
-    elif wanted and not has:
-        tally.failures.append(Finding(Check.INTEGRITY, "the output lost the original's sound"))
-
-
-def _judge_parts(
-    source: VideoSource, result: VideoSource, attacked: Sequence[Attacked], tally: _Tally
-) -> None:
-    """Take what the parts' attacks found, and check the output's frames
-    against the original's by their packets: as many, spanning as long."""
-    for part in attacked:
-        tally.failures.extend(part.failures)
-        tally.review.extend(part.review)
-        tally.kept.extend(part.kept)
-        tally.frames += part.frames
-        tally.faces_compared += part.faces_compared
-    try:
-        before, after = source.packet_index()[0], result.packet_index()[0]
-    except VeilError as e:
-        tally.failures.append(Finding(Check.INTEGRITY, f"the output does not decode: {e}"))
-        return
-    if len(after) != len(before) or tally.frames != len(before):
-        tally.failures.append(
-            Finding(
-                Check.INTEGRITY,
-                f"the output has {len(after)} frames ({tally.frames} attacked), the original {len(before)}",
-            )
-        )
-        return
-    before_s = (before[-1] - before[0]) * source.probe.time_base
-    after_s = (after[-1] - after[0]) * result.probe.time_base
-    if abs(before_s - after_s) > max(Fraction(1, 1000), result.probe.time_base):
-        tally.failures.append(
-            Finding(
-                Check.INTEGRITY,
-                f"the output's frames span {float(after_s):.3f} s, the original's {float(before_s):.3f} s",
-            )
-        )
-
-
-def _frames(video: VideoSource) -> Iterator[VideoFrameIn]:
-    return (item for item in video.iter_media() if isinstance(item, VideoFrameIn))
-
-
-def _zip_longest(
-    first: Iterator[VideoFrameIn], second: Iterator[VideoFrameIn]
-) -> Iterator[tuple[VideoFrameIn | None, VideoFrameIn | None]]:
-    while True:
-        a, b = next(first, None), next(second, None)
-        if a is None and b is None:
-            return
-        yield a, b
 
 
 def _search_scale(image: RGB) -> float:
