@@ -119,3 +119,34 @@ def audio_seconds(path: Path) -> float:
         if not container.streams.audio:
             return 0.0
         return sum(frame.samples for frame in container.decode(audio=0)) / container.streams.audio[0].rate
+
+
+def make_crowd(
+    path: Path, astronaut: npt.NDArray[np.uint8], frames: int = 151, people: int = 12, seed: int = 23
+) -> None:
+    """A crowd seen from afar, without sound: `people` small heads (about 12
+    to 30 px faces) drifting each its own way over grainy ground, bouncing
+    off the edges, with people passing in front of one another."""
+    rng = np.random.default_rng(seed)
+    width, height = 384, 256
+    head = astronaut[20:230, 140:310]  # the face with the hair around it
+    ground = (rng.random((height, width, 3)) * 40 + 20).astype(np.uint8)
+    walkers = []
+    for _ in range(people):
+        small = cv2.resize(
+            head, None, fx=rng.uniform(0.11, 0.25), fy=rng.uniform(0.11, 0.25), interpolation=cv2.INTER_AREA
+        )
+        room = np.array([width - small.shape[1], height - small.shape[0]], float)
+        walkers.append((small, rng.random(2) * room, rng.uniform(-2.5, 2.5, 2), room))
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        for index in range(frames):
+            picture = ground.copy()
+            for small, start, speed, room in walkers:
+                x, y = np.abs((start + speed * index + room) % (2 * room) - room)  # bounced off the edges
+                picture[round(y) : round(y) + small.shape[0], round(x) : round(x) + small.shape[1]] = small
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts = index
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))

@@ -33,6 +33,18 @@ _STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "
 # Encoders decide by their thread count: a fixed one makes the same output
 # bytes on every machine and with any --jobs (x264 would take 1.5 per core).
 _ENCODER_THREADS = "4"
+# x264 holding a rate cap (its VBV) on more than one thread reads how far its
+# other threads have got, and that depends on timing: the same frames came
+# out different from one run to the next (201 frames with 16 moving faces:
+# three runs, three outputs, on slice and on frame threads alike). On one
+# thread it is exact. It costs no CPU time (1080p: 7.8 s for 90 frames
+# against 8.2 s on 4 threads), only speed when the encoder is the slowest
+# stage (11.5 against 15-18 frames a second at 1080p on 2 cores), and
+# detection is far slower than that.
+_CAPPED_THREADS = "1"
+# Muxers that would write random identifiers (Matroska's segment and track
+# UIDs) or their own version write fixed ones.
+_MUXING = {"fflags": "+bitexact"}
 
 
 class VideoSink:
@@ -61,7 +73,7 @@ class VideoSink:
         the stream's own time base, not in milliseconds (its edit list would
         round a part's start by up to half of one)."""
         target = str(path) if isinstance(path, Path) else path
-        settings = {}
+        settings = dict(_MUXING)
         if exact_start and container_format in ("mp4", "mov"):
             settings["movie_timescale"] = str(probe.time_base.denominator)
         self._container = av.open(target, mode="w", format=container_format, options=settings)
@@ -95,7 +107,7 @@ class VideoSink:
                 # Constant quality until the rate would pass the cap: x264's
                 # VBV buffer then holds it, over about a second.
                 cap = round(probe.bit_rate * bitrate_cap)
-                stream.options |= {"maxrate": str(cap), "bufsize": str(cap)}
+                stream.options |= {"maxrate": str(cap), "bufsize": str(cap), "threads": _CAPPED_THREADS}
         self._video = stream
         self._add_sound(container_format, probe, audio_in, audio)
 
