@@ -5,6 +5,7 @@ output that was there."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +138,27 @@ def test_a_failed_apply_leaves_the_output_and_its_plan(reviewed: Path, tmp_path:
     assert not (reviewed / ".veil-review").exists()
     report = json.loads((reviewed / "veil-report.json").read_text())
     assert report["files"][0]["review"] is None
+
+
+def files_under(folder: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_a_copied_folder_is_reviewed_where_it_is_not_where_its_report_points(
+    reviewed: Path, tmp_path: Path
+) -> None:
+    """The report names the outputs where anonymize wrote them; a copy of
+    the folder is applied in the copy, and the first folder is not touched."""
+    copy = shutil.copytree(reviewed, tmp_path / "copy")
+    before = files_under(reviewed)
+    batch = Batch(copy)
+    (item,) = batch.items.values()
+    assert item.output == (copy / "one.png").resolve()
+    batch.change(item, lambda plan: plan.drawn(box=(10.0, 10.0, 60.0, 60.0), label="sign"))
+    batch.apply(item)
+    assert files_under(reviewed) == before
+    assert (copy / "one.png").read_bytes() != before[reviewed / "one.png"]
+    assert load_plan(copy / "one.png.plan.json").region("m1").label == "sign"
 
 
 def test_an_apply_whose_render_fails_verification_changes_nothing(reviewed: Path) -> None:

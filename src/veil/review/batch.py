@@ -103,7 +103,7 @@ class Batch:
             if file.status is FileStatus.SKIPPED:
                 continue
             item_id = secrets.token_urlsafe(9)
-            output = self._find(file.output) if file.output else None
+            output = self._in_outdir(file.output) if file.output else None
             original = self._find(file.input)
             name = _inside(output, outdir) if output is not None else file.input
             item = Item(item_id, index, name, original, output, is_video(Path(file.input)))
@@ -117,6 +117,26 @@ class Batch:
         for candidate in (path, self.outdir.parent / path, self.outdir / path.name):
             if candidate.is_file():
                 return candidate.resolve()
+        return None
+
+    def _in_outdir(self, recorded: str) -> Path | None:
+        """The file in OUTDIR that a recorded output path names. The folder
+        may have been moved or copied since anonymize wrote it, and the path
+        the report gives may still lead to the old one: only OUTDIR is
+        searched, never written outside of. The path is taken relative to
+        where the run wrote its outputs (the boxes sidecar's folder), else
+        by its longest tail that is a file in OUTDIR."""
+        path = Path(recorded)
+        tails = [
+            Path(*path.parts[start:]) for start in range(len(path.parts)) if path.parts[start] != path.anchor
+        ]
+        if self.report.boxes_file and path.is_relative_to(root := Path(self.report.boxes_file).parent):
+            tails.insert(0, path.relative_to(root))
+        inside = self.outdir.resolve()
+        for tail in tails:
+            candidate = (inside / tail).resolve()
+            if candidate.is_file() and candidate.is_relative_to(inside):
+                return candidate
         return None
 
     def file(self, item: Item) -> FileReport:
@@ -280,8 +300,9 @@ class Batch:
             file = replace(file, review=record)
         self.report.files[item.index] = file
         if boxes and file.video is not None and self.report.boxes_file:
-            sidecar = self._find(self.report.boxes_file)
-            if sidecar is not None:
+            # Beside the report, as anonymize wrote it; never where the report says it was.
+            sidecar = self.report_path.with_name(f"{self.report_path.stem}.boxes.json")
+            if sidecar.is_file():
                 data = json.loads(sidecar.read_text(encoding="utf-8"))
                 data[file.output or ""] = [list(map(list, frame)) for frame in file.video.boxes_per_frame]
                 publish_bytes(sidecar, json.dumps(data).encode("utf-8"), replace=True)
