@@ -303,3 +303,15 @@ def test_precision_all_masks_every_candidate_and_high_warns(
     assert len(file["faces"]) >= 1 and file["faces"][0]["reason"] == "every candidate"
     assert run("anonymize", source, "-o", tmp_path / "high", "-q", "--precision", "high", "--no-verify") == 0
     assert "--precision high" in capsys.readouterr().err
+
+
+def test_a_path_after_ray_is_not_taken_for_its_address(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "photos").mkdir()
+    with pytest.raises(SystemExit) as exited:
+        main(["anonymize", "--ray", str(tmp_path / "photos"), "-o", str(tmp_path / "out")])
+    assert exited.value.code == 2
+    said = capsys.readouterr().err
+    assert "photos is a file or folder here, not a Ray address: give the paths first" in said
+    assert not (tmp_path / "out").exists()

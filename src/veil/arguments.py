@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "as the cluster holds)",
     )  # fmt: skip
     anonymize.add_argument(
-        "--ray", nargs="?", const=LOCAL_RAY, default=None, metavar="ADDRESS",
+        "--ray", nargs="?", const=LOCAL_RAY, default=None, metavar="ADDRESS", type=_ray_address,
         help="work on Ray actors, --jobs of them: on the cluster at ADDRESS (pip install "
         "'veil[ray]'; every node must see the files at the same paths), or without ADDRESS on "
         "a Ray of veil's own, in a private network namespace of this machine",
@@ -186,3 +186,14 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
     return value
+
+
+def _ray_address(text: str) -> str:
+    """A Ray address, never one of the paths to anonymize: `--ray photos/ -o
+    out` would otherwise take the folder for the cluster."""
+    if text and Path(text).exists():
+        raise argparse.ArgumentTypeError(
+            f"{text} is a file or folder here, not a Ray address: give the paths first "
+            f"(veil anonymize {text} -o OUTDIR --ray) or an address such as HOST:6379"
+        )
+    return text
