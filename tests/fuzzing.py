@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import random
 import struct
 import subprocess
@@ -231,7 +230,7 @@ def run_batch(root: Path, inputs: dict[str, tuple[bytes, str]], campaign: Campai
     command = [sys.executable, "-m", "veil", "anonymize", str(folder), "-o", str(out), "-q"]
     command += ["--report", str(report_file)]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=_quiet_env())
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         campaign.findings.append(f"{root.name}: the batch hung past {timeout:.0f} s")
         return
@@ -248,6 +247,8 @@ def run_batch(root: Path, inputs: dict[str, tuple[bytes, str]], campaign: Campai
         campaign.findings.append(f"{root.name}: no report ({e}): {done.stderr[-500:]}")
         return
     files = {Path(entry["input"]).name: entry for entry in report["files"]}
+    stray = _stray_lines(done.stderr, report["files"])
+    campaign.findings.extend(f"{root.name}: {problem}" for problem in stray)
     for name, (_, how) in inputs.items():
         fmt = name.rsplit(".", 1)[1]
         entry = files.get(name)
@@ -284,10 +285,25 @@ def _classify(entry: dict[str, object], output: Path) -> tuple[str, str]:
     return ("verified" if verification.get("passed") else "kept, failed verification"), ""
 
 
-def _quiet_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONWARNINGS"] = "ignore"
-    return env
+def _stray_lines(said: str, files: list[dict[str, object]]) -> list[str]:
+    """What `veil anonymize -q` printed beyond its own lines: one `error:`
+    line for each file refused, a `FAIL` line with its indented findings for
+    each kept and failed, and veil's warnings. A library's warning, a
+    decoder's complaint or a refusal that took two lines is a finding."""
+    refused = Counter(f"error: {entry['input']}: " for entry in files if entry["status"] == "failed")
+    problems = []
+    findings_may_follow = False
+    for line in said.splitlines():
+        prefix = next((p for p in refused if line.startswith(p)), None)
+        if prefix is not None and refused[prefix] > 0:
+            refused[prefix] -= 1
+            findings_may_follow = False
+        elif line.startswith("FAIL ") or line.startswith("warning: "):
+            findings_may_follow = line.startswith("FAIL ")
+        elif not (findings_may_follow and line.startswith("  ")):
+            problems.append(f"a line that is not veil's on stderr: {line[:300]!r}")
+    problems.extend(f"refused without its line: {prefix}" for prefix, left in refused.items() if left)
+    return problems
 
 
 def campaign(
