@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import struct
 import subprocess
 import sys
 from collections.abc import Callable
@@ -315,3 +317,20 @@ def test_a_path_after_ray_is_not_taken_for_its_address(
     said = capsys.readouterr().err
     assert "photos is a file or folder here, not a Ray address: give the paths first" in said
     assert not (tmp_path / "out").exists()
+
+
+def test_a_file_a_library_logs_about_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Pillow logs an error on a TIFF that claims 128 samples a pixel, then
+    raises: the person sees veil's line, not the library's."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (120, 80, 40)).save(buffer, "TIFF")
+    data = bytearray(buffer.getvalue())
+    samples = data.index(struct.pack("<HHI", 277, 3, 1)) + 8  # SamplesPerPixel, one SHORT: its value
+    data[samples : samples + 2] = struct.pack("<H", 128)
+    source = tmp_path / "claims.tif"
+    source.write_bytes(data)
+    command = [sys.executable, "-m", "veil", "anonymize", str(source), "-o", str(tmp_path / "out"), "-q"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {source}: "), lines

@@ -23,7 +23,7 @@ from veil.arguments import LOCAL_RAY, RENDER_REPORT_NAME, REPORT_NAME, VERIFY_RE
 from veil.batch.journal import JOURNAL_NAME, Journal, JournalError, read_standing
 from veil.batch.run import Ray, run_batch
 from veil.batch.workers import default_jobs
-from veil.errors import VeilError
+from veil.errors import VeilError, quiet_library_logs
 from veil.jobs import Job, is_video, plan_jobs, plan_pairs
 from veil.media.files import publish_bytes
 from veil.options import (
@@ -54,6 +54,7 @@ REVERSIBLE_WARNING = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_library_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "anonymize" and args.ray == LOCAL_RAY:

@@ -17,6 +17,8 @@ VeilError
 
 from __future__ import annotations
 
+import logging
+
 
 class VeilError(Exception):
     """Base of every error veil raises on purpose."""
@@ -71,3 +73,14 @@ class ModelError(VeilError):
 class PlanError(VeilError, ValueError):
     """A mask plan veil cannot use: malformed, of an unknown schema, or made
     for another file."""
+
+
+def quiet_library_logs() -> None:
+    """For veil's own processes (the CLI, its workers, the decoding server):
+    what a library logs about a damaged file (Pillow's TIFF reader logs an
+    error, then raises) reaches no terminal. Python prints the records of a
+    program that set up no logging on stderr, beside the one line veil
+    gives each file."""
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())

@@ -30,7 +30,7 @@ from typing import Any
 
 from veil import engine
 from veil.batch.workers import ATTEMPTS, core_shares, die_with_parent
-from veil.errors import VeilError
+from veil.errors import VeilError, quiet_library_logs
 from veil.jobs import Job, failure_report
 from veil.media.files import output_root
 from veil.media.private import PrivateFolder
@@ -65,6 +65,7 @@ class VeilWorker:
     ) -> None:
         os.environ["ORT_DISABLE_TELEMETRY"] = "1"
         die_with_parent()  # its raylet; the driver's process group does not hold it
+        quiet_library_logs()
         with contextlib.suppress(OSError):  # a node without the driver's folder: absolute paths still work
             os.chdir(folder)
         if cores is not None:

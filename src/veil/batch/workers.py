@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from veil import segments
+from veil.errors import quiet_library_logs
 from veil.jobs import Job, failure_report, is_video
 from veil.media.files import output_root
 from veil.media.private import PrivateFolder
@@ -87,6 +88,7 @@ _state: _State | None = None
 def _start_worker(options: AnonymizeOptions, shares: Any, frames: Any) -> None:
     global _state
     die_with_parent()
+    quiet_library_logs()
     with contextlib.suppress(Exception):  # without its share: the whole machine, slower, not wrong
         os.sched_setaffinity(0, shares.get(timeout=30))
     from veil import devices

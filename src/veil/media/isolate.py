@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any, TypeVar
 
-from veil.errors import DecodeLimitError, VeilError
+from veil.errors import DecodeLimitError, VeilError, quiet_library_logs
 from veil.options import InputLimits
 
 T = TypeVar("T")
@@ -200,6 +200,7 @@ def serve() -> None:
     """The server: for each request on its input, fork a child to do it,
     wait for the child, then say how it ended. It ends when its input
     closes (veil has ended), killing a child still at work."""
+    quiet_library_logs()
     for name in _DECODERS:
         __import__(name)
     requests, replies = sys.stdin.fileno(), sys.stdout.fileno()
