@@ -43,7 +43,7 @@ from veil.options import VideoOptions
 from veil.retinaface import RetinaFaceDetector
 from veil.second_look import SecondLook
 
-from coverage import changed_pixels
+from coverage import changed_pixels, collateral
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -178,6 +178,7 @@ def _leaks(clip: Path, output: Path, truth: list[np.ndarray] | None) -> dict[str
     if truth is None or not output.exists():
         return {}
     leaked, leaked_confirmed, faces, compared = [], set(), 0, 0
+    away, away_total = 0, 0  # pixels changed away from every reference face, of all such pixels
     with av.open(str(clip)) as a, av.open(str(output)) as b:
         for index, (original, anonymized) in enumerate(
             zip(a.decode(video=0), b.decode(video=0), strict=False)
@@ -190,6 +191,8 @@ def _leaks(clip: Path, output: Path, truth: list[np.ndarray] | None) -> dict[str
             compared += 1
             boxes = truth[index] if index < len(truth) else np.zeros((0, 5))
             faces += len(boxes)
+            count, total = collateral(changed, [[x1, y1, x2 - x1, y2 - y1] for x1, y1, x2, y2, _ in boxes])
+            away, away_total = away + count, away_total + total
             for x1, y1, x2, y2, confirmed in boxes.astype(int):
                 x1, y1 = max(0, x1), max(0, y1)
                 region = changed[y1:y2, x1:x2]
@@ -207,6 +210,9 @@ def _leaks(clip: Path, output: Path, truth: list[np.ndarray] | None) -> dict[str
         "leaked_share": round(len(leaked) / max(1, with_faces), 4),
         "first_leaks": leaked[:10],
         "leaked_frames_confirmed_faces": len(leaked_confirmed),  # leaks of faces a second look confirms
+        # the photo rule's collateral over every frame: pixels changed away from
+        # every reference face (each grown by 50%)
+        "collateral": round(away / max(1, away_total), 4),
     }
 
 
@@ -258,7 +264,8 @@ def _print(name: str, entry: dict) -> None:
             line.append(
                 f"  {tool}: fps={fps} leaked={r.get('leaked_frames')}/{r.get('frames_with_reference_faces')} "
                 f"(confirmed faces: {r.get('leaked_frames_confirmed_faces')}) "
-                f"frames={r.get('frames')} size={r.get('size')} audio={r.get('audio_s')} s "
+                f"collateral={r.get('collateral')} frames={r.get('frames')} size={r.get('size')} "
+                f"audio={r.get('audio_s')} s "
                 f"duration={r.get('duration_s')} bytes={ratio}x input "
                 f"peak={r['peak_rss_mb']} MB exit={r['exit']}"
             )

@@ -86,3 +86,46 @@ def test_each_box_keeps_its_track() -> None:
     assert left != right
     assert {t.track for t in tracked[2]} == {left, right}  # the left face extended by tracking
     assert [t.score for t in tracked[2] if t.track == left] == [0.0]
+
+
+def run_weak(frames: list[Detections], proven: bool = False, **options: int) -> list[int]:
+    """The frames masked, each asked as soon as it is final (as the pipeline
+    does), when every detection is weak, masked only because the frame
+    shows people (`proven` False), or proven."""
+    tracker = FaceTracker(TrackingOptions(**options))  # type: ignore[arg-type]
+    masked, asked = [], 0
+    for index, found in enumerate(frames):
+        tracker.push(index, found, proven=np.full(len(found), proven))
+        while asked <= index and tracker.is_final(asked):
+            masked += [asked] if len(tracker.boxes_for(asked)) else []
+            asked += 1
+    tracker.finish()
+    for index in range(asked, len(frames)):
+        masked += [index] if len(tracker.boxes_for(index)) else []
+    return masked
+
+
+def test_a_weak_blip_is_not_masked_nor_spread_over_frames() -> None:
+    """Texture seen as a face in one frame, then not: without time's proof
+    it is not masked, and not extended over the frames around it."""
+    frames = [NONE] * 10 + [face(100)] + [NONE] * 10
+    assert run_weak(frames, extend=4, max_gap=6) == []
+    assert run_weak(frames, proven=True, extend=4, max_gap=6) == list(range(6, 15))  # a sure face: as before
+
+
+def test_a_weak_face_that_stays_is_masked_and_extended() -> None:
+    """A real head stays: found in three frames in a row, it is masked in
+    every frame of its track and extended before and after, as a sure face
+    is (the look-ahead, six frames here, reaches the third)."""
+    frames = [NONE] * 10 + [face(100), face(102), face(104)] + [NONE] * 10
+    assert run_weak(frames, extend=4, max_gap=6) == list(range(6, 17))
+    assert run_weak(frames, extend=4, max_gap=6, persist=4) == []  # a fourth frame asked for
+
+
+def test_a_weak_track_once_confirmed_is_masked_from_its_start() -> None:
+    tracker = FaceTracker(TrackingOptions(extend=2, max_gap=2))
+    tracker.push(0, face(100), proven=np.array([False]))
+    tracker.push(1, face(101), proven=np.array([True]))  # a second look confirmed it here
+    tracker.push(2, NONE)
+    tracker.finish()
+    assert [len(tracker.boxes_for(i)) for i in range(3)] == [1, 1, 1]
