@@ -29,7 +29,7 @@ from veil.plan.files import load_plan
 from veil.plan.model import Decision, Plan, Shape
 
 from coverage import Tally, changed_pixels, collateral, face_covered, height_bin
-from photos import DEFAULT_DATA, _upright, true_faces
+from photos import DEFAULT_DATA, _upright, read_wider, true_faces
 
 Box = tuple[float, float, float, float]
 # A rule: the ellipse (centre x, centre y, half width, half height) for a face box and its score.
@@ -106,12 +106,10 @@ def main() -> int:
     parser.add_argument("--set", default="full")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    wider = args.data / "widerface-dev"
-    if not (wider / "gt.json").is_file():
-        print(f"benchmark skipped: no evaluation data at {wider} (see ../shared/data/README.md)")
+    read = read_wider(args.data / "widerface-dev")
+    if read is None:
         return 0
-    gt = json.loads((wider / "gt.json").read_text())["images"]
-    manifest = {f["file"]: f for f in json.loads((wider / "manifest.json").read_text())["files"]}
+    gt, manifest = read
     faces = true_faces(gt, manifest, full=args.set == "full")
     tallies = {name: Tally() for name in RULES}
     for item in gt:

@@ -83,11 +83,10 @@ def main() -> int:
     if args.veil_src:
         os.environ["PYTHONPATH"] = str(args.veil_src.resolve())
     wider = args.data / "widerface-dev"
-    if not (wider / "gt.json").is_file():
-        print(f"benchmark skipped: no evaluation data at {wider} (see ../shared/data/README.md)")
+    read = read_wider(wider)
+    if read is None:
         return 0
-    gt = json.loads((wider / "gt.json").read_text())["images"]
-    manifest = {f["file"]: f for f in json.loads((wider / "manifest.json").read_text())["files"]}
+    gt, manifest = read
     if args.limit:
         gt = gt[: args.limit]
     deface = None if args.no_deface else shutil.which("deface") or beside_python("deface")
@@ -111,6 +110,16 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
+
+
+def read_wider(wider: Path) -> tuple[list[dict], dict[str, dict]] | None:
+    """widerface-dev's ground truth and its manifest by file; None (said) when absent."""
+    if not (wider / "gt.json").is_file():
+        print(f"benchmark skipped: no evaluation data at {wider} (see ../shared/data/README.md)")
+        return None
+    gt = json.loads((wider / "gt.json").read_text())["images"]
+    manifest = {f["file"]: f for f in json.loads((wider / "manifest.json").read_text())["files"]}
+    return gt, manifest
 
 
 @dataclass(frozen=True)
