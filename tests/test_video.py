@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import av
@@ -15,12 +14,8 @@ import numpy.typing as npt
 import pytest
 
 from veil.batch.journal import JOURNAL_NAME
-from veil.choose import Choice, ChoosingDetector, Reason
 from veil.cli import main
-from veil.detect import CenterFaceDetector
-from veil.detections import Detections
-from veil.options import AnonymizeOptions, MaskOptions
-from veil.pipeline import anonymize_file
+from veil.options import MaskOptions
 
 from videos import TIME_BASE, audio_seconds, make_clip, read_clip
 
@@ -326,42 +321,3 @@ def test_a_clip_anonymized_twice_has_the_same_bytes_in_every_container(
     for out in ("one", "two"):
         assert main(["anonymize", str(source), "-o", str(tmp_path / out), "-q", "--no-verify"]) == 0
     assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
-
-
-class _OneBlip(ChoosingDetector):
-    """A search that sees one weak 'face' in frame 5 only, kept because the
-    frame shows people (or, `proven`, kept as sure)."""
-
-    def __init__(self, proven: bool) -> None:
-        super().__init__(CenterFaceDetector())
-        self.reason = Reason.SURE if proven else Reason.AMONG_PEOPLE
-
-    def frame_choices(
-        self, images: Sequence[npt.NDArray[np.uint8]], indices: Sequence[int], scene_cuts: object = None
-    ) -> list[Choice]:
-        choices = []
-        for index in indices:
-            boxes = [[300.0, 200.0, 340.0, 240.0]] if index == 5 else []
-            found = Detections(
-                np.array(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), 0.2, np.float32)
-            )
-            choices.append(Choice(found, (self.reason,) * len(boxes), shows_people=True))
-        return choices
-
-
-def test_a_weak_blip_in_one_frame_of_a_clip_is_not_masked(
-    astronaut: npt.NDArray[np.uint8], tmp_path: Path
-) -> None:
-    """Through the whole clip path: the blip's track is too short to be a
-    head that stays, so no frame is masked for it, and the report counts
-    it; the same box proven is masked and extended six frames each way."""
-    source = tmp_path / "clip.mp4"
-    make_clip(source, astronaut, frames=16, audio=False)
-    options = AnonymizeOptions(verify=False)
-    weak = anonymize_file(source, tmp_path / "weak.mp4", options, _OneBlip(proven=False))
-    sure = anonymize_file(source, tmp_path / "sure.mp4", options, _OneBlip(proven=True))
-    assert weak.video is not None and sure.video is not None, (weak.error, sure.error)
-    assert [i for i, boxes in enumerate(weak.video.boxes_per_frame) if boxes] == []
-    assert weak.video.weak_tracks_not_masked == 1
-    assert [i for i, boxes in enumerate(sure.video.boxes_per_frame) if boxes] == list(range(0, 12))
-    assert sure.video.weak_tracks_not_masked == 0

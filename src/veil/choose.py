@@ -71,20 +71,6 @@ class Choice:
     def masked(self) -> npt.NDArray[np.bool_]:
         return np.array([reason.masked for reason in self.reasons], dtype=bool)
 
-    def proven(self, sure_score: float) -> npt.NDArray[np.bool_]:
-        """For each kept candidate: masked on proof (sure, confirmed, no
-        choice made, or scored `sure_score` or more however small), not
-        only because the picture shows people."""
-        strong = self.candidates.scores >= sure_score
-        return np.array(
-            [
-                (r is not Reason.AMONG_PEOPLE or bool(s))
-                for r, s in zip(self.reasons, strong, strict=True)
-                if r.masked
-            ],
-            dtype=bool,
-        )
-
     @property
     def kept(self) -> Detections:
         return self.candidates.select(np.flatnonzero(self.masked))

@@ -201,22 +201,17 @@ class TrackingOptions:
     interpolated position in between; every track is also masked `extend`
     frames before its first and after its last detection. A scene cut (mean
     change of a small grey thumbnail above `cut_threshold`, 0-255) ends
-    every track, so nothing is interpolated or extended across it. A track
-    made only of unproven detections (weak candidates masked because the
-    frame shows people) is masked once found in `persist` frames.
+    every track, so nothing is interpolated or extended across it.
     """
 
     max_gap: int = 12
     extend: int = 6
     match_distance: float = 1.0
     cut_threshold: float = 40.0
-    persist: int = 3
 
     def __post_init__(self) -> None:
         if self.max_gap < 0 or self.extend < 0:
             raise ValueError("max_gap and extend must not be negative")
-        if self.persist < 1:
-            raise ValueError("persist must be at least 1")
 
     @property
     def delay(self) -> int:

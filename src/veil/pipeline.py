@@ -287,7 +287,6 @@ def _anonymize_video(
         options,
         tracks=tracking.tracks,
         frames_filled_by_tracking=tracking.frames_filled,
-        weak_tracks_not_masked=tracking.weak_tracks_not_masked,
         candidates_not_masked=streamed.not_masked,
         faces_per_frame=streamed.faces_per_frame,
         boxes_per_frame=streamed.boxes_per_frame,
@@ -422,17 +421,14 @@ def stream_frames(
             current = thumbnail(frame.pixels)
             cuts.append(is_scene_cut(previous, current, options.video.tracking.cut_threshold))
             previous = current
-        proven: list[npt.NDArray[np.bool_] | None]
         if isinstance(detector, ChoosingDetector):
             choices = detector.frame_choices(pixels, indices, cuts)
             streamed.not_masked += sum(len(choice.dropped) for choice in choices)
             found = [choice.kept for choice in choices]
-            proven = [choice.proven(detector.options.sure_score) for choice in choices]
         else:
             found = detector.detect_frames(pixels, indices)
-            proven = [None] * len(found)
-        for frame, detections, cut, sure in zip(batch, found, cuts, proven, strict=True):
-            tracker.push(frame.index, detections, scene_cut=cut, proven=sure)
+        for frame, detections, cut in zip(batch, found, cuts, strict=True):
+            tracker.push(frame.index, detections, scene_cut=cut)
             pending.append(frame)
             while pending and tracker.is_final(pending[0].index):
                 emit(pending.popleft())

@@ -38,9 +38,6 @@ class VideoReport:
     tracks: int
     frames_filled_by_tracking: int
     candidates_not_masked: int = 0  # over all frames, before tracking
-    # tracks of weak candidates (masked only because the frame showed people)
-    # found in too few frames to be a head that stays: not masked (veil.track)
-    weak_tracks_not_masked: int = 0
     parts: int = 1  # masked by workers side by side in this many parts, joined (veil.segments)
     faces_per_frame: list[int] = field(default_factory=list)
     # Every masked box (detected or filled by tracking), x1, y1, x2, y2 per

@@ -83,7 +83,6 @@ class PartResult:
     not_masked: int
     tracks: int
     frames_filled: int
-    weak_tracks_not_masked: int
     attacked: Attacked | None  # its frames, attacked as verification does (None: not verified)
 
 
@@ -187,7 +186,6 @@ def anonymize_part(
         streamed.not_masked,
         tracking.tracks,
         tracking.frames_filled,
-        tracking.weak_tracks_not_masked,
         attacked,
     )
 
@@ -263,7 +261,6 @@ def _joined(
         options,
         tracks=sum(part.tracks for part in parts),
         frames_filled_by_tracking=sum(part.frames_filled for part in parts),
-        weak_tracks_not_masked=sum(part.weak_tracks_not_masked for part in parts),
         candidates_not_masked=sum(part.not_masked for part in parts),
         parts=len(parts),
         faces_per_frame=[count for part in parts for count in part.faces_per_frame],

@@ -5,14 +5,6 @@ FaceTracker links detections frame to frame, masks the interpolated box in
 such gaps, and extends every track a few frames before it starts and after
 it ends. It works as a stream: a frame's boxes are final once `delay` later
 frames have been seen, so memory holds only that many frames.
-
-Time is evidence too. A real head stays and moves smoothly; texture seen as
-a face flickers. A track whose detections are all unproven (weak
-candidates masked only because the frame shows people, `veil.choose`) is
-masked only once it has been found in `persist` frames: before that, a
-blip of texture would be masked, filled and extended over a dozen frames.
-A track with one proven detection (sure, or confirmed by a second look) is
-masked wherever it is, as every track was.
 """
 
 from __future__ import annotations
@@ -35,8 +27,6 @@ class _Track:
     last_index: int
     last_box: FloatArray
     velocity: FloatArray = field(default_factory=lambda: np.zeros(4, np.float32))
-    found: int = 1  # frames it was detected in
-    proven: bool = True  # one of its detections was proven
 
 
 @dataclass(frozen=True)
@@ -54,7 +44,6 @@ class TrackedBox:
 class TrackingSummary:
     tracks: int
     frames_filled: int
-    weak_tracks_not_masked: int = 0  # tracks of unproven detections found in too few frames
 
 
 class FaceTracker:
@@ -69,18 +58,9 @@ class FaceTracker:
         self._finished = False
         self._tracks = 0
         self._frames_filled: set[int] = set()
-        self._unproven: dict[int, _Track] = {}  # tracks with no proven detection yet, by id
-        self._weak_left = 0  # unproven tracks forgotten before they were found in `persist` frames
 
-    def push(
-        self,
-        index: int,
-        detections: Detections,
-        scene_cut: bool = False,
-        proven: npt.NDArray[np.bool_] | None = None,
-    ) -> None:
-        """Add frame `index` (0, 1, 2, ... in order) and what was found in it;
-        `proven` says which detections are proven (default: all)."""
+    def push(self, index: int, detections: Detections, scene_cut: bool = False) -> None:
+        """Add frame `index` (0, 1, 2, ... in order) and what was found in it."""
         if index != self._latest + 1:
             raise ValueError(f"FaceTracker: expected frame {self._latest + 1}, got {index}")
         self._latest = index
@@ -88,8 +68,7 @@ class FaceTracker:
         if scene_cut:
             self._active = []
             self._scene_start = index
-        sure = np.ones(len(detections), bool) if proven is None else np.asarray(proven, bool)
-        unmatched_tracks, self._found_tracks[index] = self._match_all(detections.boxes, sure)
+        unmatched_tracks, self._found_tracks[index] = self._match_all(detections.boxes)
         for track in unmatched_tracks:
             missing_for = index - track.last_index
             if missing_for <= self.options.extend:
@@ -126,31 +105,12 @@ class FaceTracker:
             )
         ]
         filled = self._filled.pop(index, [])
-        every = boxes + [TrackedBox(track, box, 0.0, "tracking") for track, box in filled]
-        kept = [t for t in every if self._masked(t.track)]
-        self._forget_unproven(index)
-        return kept
-
-    def _masked(self, track_id: int) -> bool:
-        track = self._unproven.get(track_id)
-        return track is None or track.proven or track.found >= self.options.persist
-
-    def _forget_unproven(self, index: int) -> None:
-        """Unproven tracks that can no longer reach a frame not yet handed out."""
-        horizon = max(self.options.max_gap, self.options.extend)
-        for track_id, track in list(self._unproven.items()):
-            if track.proven or track.last_index + horizon < index:
-                self._weak_left += not self._masked(track_id)
-                del self._unproven[track_id]
+        return boxes + [TrackedBox(track, box, 0.0, "tracking") for track, box in filled]
 
     def summary(self) -> TrackingSummary:
-        return TrackingSummary(
-            tracks=self._tracks,
-            frames_filled=len(self._frames_filled),
-            weak_tracks_not_masked=self._weak_left + sum(not self._masked(i) for i in self._unproven),
-        )
+        return TrackingSummary(tracks=self._tracks, frames_filled=len(self._frames_filled))
 
-    def _match_all(self, boxes: FloatArray, proven: npt.NDArray[np.bool_]) -> tuple[list[_Track], list[int]]:
+    def _match_all(self, boxes: FloatArray) -> tuple[list[_Track], list[int]]:
         """Link each box, largest first, to the nearest unclaimed track whose
         predicted box lies within `match_distance` face sizes of its centre;
         start a track for each box left over. Returns the tracks that found
@@ -171,26 +131,22 @@ class FaceTracker:
             distance[~free | (distance > self.options.match_distance)] = np.inf
             nearest = int(np.argmin(distance)) if len(distance) else -1
             if nearest < 0 or not np.isfinite(distance[nearest]):
-                ids[i] = self._start_track(self._latest, box, bool(proven[i]))
+                ids[i] = self._start_track(self._latest, box)
                 continue
             free[nearest] = False
             ids[i] = tracks[nearest].id
-            self._continue_track(tracks[nearest], self._latest, box, bool(proven[i]))
+            self._continue_track(tracks[nearest], self._latest, box)
         return [track for track, unclaimed in zip(tracks, free, strict=True) if unclaimed], ids
 
-    def _start_track(self, index: int, box: FloatArray, proven: bool) -> int:
+    def _start_track(self, index: int, box: FloatArray) -> int:
         self._tracks += 1
-        track = _Track(self._tracks, index, box.copy(), proven=proven)
+        track = _Track(self._tracks, index, box.copy())
         self._active.append(track)
-        if not proven:
-            self._unproven[track.id] = track
         for earlier in range(max(self._scene_start, index - self.options.extend), index):
             self._fill(earlier, track, box)
         return track.id
 
-    def _continue_track(self, track: _Track, index: int, box: FloatArray, proven: bool) -> None:
-        track.found += 1
-        track.proven = track.proven or proven
+    def _continue_track(self, track: _Track, index: int, box: FloatArray) -> None:
         gap = index - track.last_index - 1
         if 0 < gap <= self.options.max_gap:
             for step in range(1, gap + 1):
