@@ -286,7 +286,7 @@ def _write_report(report: RunReport | VerifyRunReport, path: Path, inputs: list[
         return f"{path} is one of the inputs"
     try:
         if isinstance(report, RunReport) and (boxes := report.boxes_sidecar()):
-            sidecar = path.with_name(f"{path.stem}.boxes.json")
+            sidecar = RunReport.boxes_path(path)
             publish_bytes(sidecar, json.dumps(boxes).encode("utf-8"), replace=True)
             report.boxes_file = str(sidecar)
         publish_bytes(path, report.to_json().encode("utf-8"), replace=True)

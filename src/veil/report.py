@@ -205,6 +205,11 @@ class RunReport:
         }
         return _plain(data)  # type: ignore[no-any-return]
 
+    @staticmethod
+    def boxes_path(report_path: Path) -> Path:
+        """Where the boxes sidecar of the report at `report_path` goes: beside it."""
+        return report_path.with_name(f"{report_path.stem}.boxes.json")
+
     def boxes_sidecar(self) -> dict[str, Any]:
         """Per video output, the boxes masked in each frame (empty: no videos)."""
         return {

@@ -300,8 +300,7 @@ class Batch:
             file = replace(file, review=record)
         self.report.files[item.index] = file
         if boxes and file.video is not None and self.report.boxes_file:
-            # Beside the report, as anonymize wrote it; never where the report says it was.
-            sidecar = self.report_path.with_name(f"{self.report_path.stem}.boxes.json")
+            sidecar = RunReport.boxes_path(self.report_path)  # never where the report says it was
             if sidecar.is_file():
                 data = json.loads(sidecar.read_text(encoding="utf-8"))
                 data[file.output or ""] = [list(map(list, frame)) for frame in file.video.boxes_per_frame]
