@@ -107,6 +107,7 @@ def test_an_apply_from_review_comes_out_the_same_every_time(first: Path, tmp_pat
     one that is not the clip anonymize wrote (the sign is masked now)."""
     applied = []
     sign = (150.0, 200.0, 230.0, 240.0)  # a sign a person masked
+    boxes = (first / "veil-report.boxes.json").read_bytes()
     for name in ("one", "two"):
         copy = shutil.copytree(first, tmp_path / name)
         batch = Batch(copy)
@@ -117,5 +118,7 @@ def test_an_apply_from_review_comes_out_the_same_every_time(first: Path, tmp_pat
         report = batch.apply(item)
         assert report.verification is not None and report.verification.passed
         applied.append(copy / NAME)
+        assert (copy / "veil-report.boxes.json").read_bytes() != boxes  # the sign's boxes, in the copy
+    assert (first / "veil-report.boxes.json").read_bytes() == boxes
     same_clip(applied[1], applied[0])
     assert applied[0].read_bytes() != (first / NAME).read_bytes()
