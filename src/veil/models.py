@@ -46,6 +46,16 @@ RETINAFACE = ModelSpec(
     python_literal=True,
 )
 
+# Text detection (`veil.text`): small enough to ship inside veil itself,
+# with its licence and provenance in veil/weights/.
+TEXT_DETECTOR = ModelSpec(
+    name="ppocr-v4-det",
+    package="veil",
+    resource="weights/ppocr-v4-det.onnx",
+    sha256="d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
+    licence="Apache-2.0 (PaddleOCR PP-OCRv4 text detection, from rapidocr-onnxruntime 1.4.4 on PyPI)",
+)
+
 # The recognition adversary (optional extra veil[audit]): dlib's 5-point
 # landmarks, to align a face, and its ResNet that maps a face to 128 numbers
 # whose distances separate people.
