@@ -46,7 +46,7 @@ def three_faces_to_fix(root: Path, astronaut: npt.NDArray[np.uint8]) -> Path:
     plan_file = root / "first" / "three.png.plan.json"
     plan: dict[str, Any] = json.loads(plan_file.read_text())
     regions = plan["regions"]
-    regions.remove(max(regions, key=lambda r: r["box"][0]))
+    regions.remove(max((r for r in regions if r["kind"] == "face"), key=lambda r: r["box"][0]))
     regions.append(
         {
             "id": "f9",

@@ -77,7 +77,7 @@ def test_edit_and_render_from_python(tmp_path: Path, astronaut: npt.NDArray[np.u
     report = veil.anonymize_file(original, tmp_path / "out.png")
     assert report.plan is not None
     plan = veil.load_plan(report.plan)
-    (face,) = [r for r in plan.regions if r.decision is Decision.MASK]
+    (face,) = [r for r in plan.regions if r.decision is Decision.MASK and r.kind is Kind.FACE]
     edited = plan.decide(face.id, Decision.KEEP, "she asked to be shown").drawn(
         box=(0, 0, 40, 30), label="logo"
     )

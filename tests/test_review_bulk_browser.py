@@ -33,11 +33,12 @@ def weak(number: int, box: list[float], why: str = "among people", score: float 
 
 
 def planned(root: Path, picture: npt.NDArray[np.uint8], regions: list[dict[str, Any]]) -> Path:
-    """A rendered run of one photo whose plan veil made, plus `regions`."""
+    """A rendered run of one photo whose plan veil made (of faces only: its
+    text is left out, `--no-text`), plus `regions`."""
     originals = root / "in"
     originals.mkdir(parents=True)
     Image.fromarray(picture).save(originals / "one.png")
-    assert run("anonymize", originals, "-o", root / "first", "-q", "--no-verify") == 0
+    assert run("anonymize", originals, "-o", root / "first", "-q", "--no-verify", "--no-text") == 0
     plan_file = root / "first" / "one.png.plan.json"
     plan = json.loads(plan_file.read_text())
     plan["regions"] += regions

@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"mask size relative to the face box (default {mask.head_scale})",
     )  # fmt: skip
     anonymize.add_argument(
+        "--no-text", action="store_true",
+        help="leave all text as it is: plates, name badges and screens stay readable (warned); "
+        "by default small text is masked and signs are left readable",
+    )  # fmt: skip
+    anonymize.add_argument(
         "--no-verify", action="store_true",
         help="do not attack each output after writing it (see veil verify)",
     )  # fmt: skip

@@ -47,6 +47,7 @@ class Reason(StrEnum):
     # not masked:
     UNCONFIRMED = "unconfirmed, in a picture with no person"
     OUT_OF_SCALE = "far larger than the faces around it, unconfirmed"
+    ON_SIGN = "on a sign, unconfirmed"
     WEAK = "weak and unconfirmed (precision high)"
 
     @property
@@ -162,6 +163,32 @@ def _out_of_scale(
     return doubts
 
 
+def off_signs(
+    image: RGBImage, choice: Choice, signs: Sequence[Sequence[float]], second_look: SecondLook | None
+) -> Choice:
+    """`choice` with each candidate masked only because the picture shows
+    people (AMONG_PEOPLE) and centred on one of `signs` (x1, y1, x2, y2)
+    masked only when a second look confirms it: a placard's letters are
+    the texture weak candidates are made of, and what a protest photo is
+    about. Sure and confirmed faces on a sign stay masked."""
+    if second_look is None or not signs:
+        return choice
+    looks = dict(choice.looks)
+    reasons = list(choice.reasons)
+    for index, reason in enumerate(choice.reasons):
+        if reason is not Reason.AMONG_PEOPLE:
+            continue
+        box = choice.candidates.boxes[index]
+        centre_x, centre_y = float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2
+        if not any(s[0] <= centre_x <= s[2] and s[1] <= centre_y <= s[3] for s in signs):
+            continue
+        seen = looks.get(index)
+        if seen is None:
+            seen = looks[index] = second_look.look(image, box, until_confirmed=True)
+        reasons[index] = Reason.CONFIRMED if seen.confirmed else Reason.ON_SIGN
+    return Choice(choice.candidates, tuple(reasons), choice.shows_people, looks, choice.people_nearby)
+
+
 class ChoosingDetector:
     """A Detector that searches with `searcher` and keeps only the candidates
     `choose` masks. `choice` and `frame_choices` return the whole decision.
@@ -188,6 +215,10 @@ class ChoosingDetector:
 
     def detect(self, image: RGBImage) -> Detections:
         return self.choice(image).kept
+
+    def off_signs(self, image: RGBImage, choice: Choice, signs: Sequence[Sequence[float]]) -> Choice:
+        """`choice` with weak candidates on `signs` looked at again (`off_signs`)."""
+        return off_signs(image, choice, signs, self._second_look)
 
     def frame_choices(
         self, images: Sequence[RGBImage], indices: Sequence[int], scene_cuts: Sequence[bool] | None = None

@@ -35,6 +35,7 @@ from veil.options import (
     MaskMethod,
     MaskOptions,
     Precision,
+    TextOptions,
     TrackingOptions,
     VideoOptions,
 )
@@ -91,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             detection=DetectionOptions(threshold=args.threshold),
             choice=ChoiceOptions(precision=Precision(args.precision)),
             mask=MaskOptions(method=MaskMethod(args.method), head_scale=args.head_scale),
+            text=TextOptions(hide=not args.no_text),
             video=VideoOptions(
                 audio=AudioMode(args.audio),
                 tracking=TrackingOptions(max_gap=args.max_gap, extend=args.extend),
@@ -143,6 +145,8 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
             "warning: --precision high leaves weak face candidates unmasked among people: "
             "it draws fewer false masks and misses some real faces"
         )
+    if not options.text.hide:
+        warnings.append("warning: --no-text: plates, name badges and screens are left readable")
     if not options.verify:
         warnings.append("warning: --no-verify: outputs are not checked for faces left visible")
     for warning in warnings:

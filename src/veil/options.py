@@ -265,6 +265,10 @@ class VerifyOptions:
     masked_fraction: float = 0.5
     recognition: bool = True
     recognition_every_s: float = 1.0  # video: faces compared in one frame per second
+    # photos with a plan: text searched in the output as it was in the
+    # original (at `text_side`), `veil.verify`'s fifth check
+    text: bool = True
+    text_side: int = 960
     audio: AudioMode = AudioMode.KEEP  # what the output's sound should be
 
     def __post_init__(self) -> None:
@@ -281,10 +285,27 @@ class VerifyOptions:
 
 
 @dataclass(frozen=True)
+class TextOptions:
+    """Text that names or locates someone (`veil.text`): `hide` masks small
+    text (plates, badges, screens) and leaves signs readable; off, every
+    text stays as it was (warned). The picture is searched at `side`
+    pixels on its longer side; a video on every `every`-th frame."""
+
+    hide: bool = True
+    side: int = 960
+    every: int = 12
+
+    def __post_init__(self) -> None:
+        if self.side < 32 or self.every < 1:
+            raise ValueError("text: side must be at least 32 and every at least 1")
+
+
+@dataclass(frozen=True)
 class AnonymizeOptions:
     detection: DetectionOptions = field(default_factory=DetectionOptions)
     choice: ChoiceOptions = field(default_factory=ChoiceOptions)
     mask: MaskOptions = field(default_factory=MaskOptions)
+    text: TextOptions = field(default_factory=TextOptions)
     limits: InputLimits = field(default_factory=InputLimits)
     video: VideoOptions = field(default_factory=VideoOptions)
     verify: bool = True  # attack every output after writing it (veil verify)

@@ -32,11 +32,11 @@ from veil.media.encode import VideoSink
 from veil.media.files import atomic_output, check_input_file, remove_output
 from veil.media.image import read_image, write_image
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoProbe, VideoSource
-from veil.models import ModelSpec
+from veil.models import TEXT_DETECTOR, ModelSpec
 from veil.options import AnonymizeOptions
 from veil.plan.files import file_sha256, plan_path, save_plan
 from veil.plan.make import TrackRecorder, photo_plan, rounded_box
-from veil.plan.model import Decision, Mask, Plan, Shape, Source
+from veil.plan.model import Decision, Kind, Mask, Plan, Shape, Source
 from veil.plan.render import draw, opaque_where_changed
 from veil.report import (
     FaceReport,
@@ -44,8 +44,10 @@ from veil.report import (
     FileStatus,
     ModelInfo,
     RunReport,
+    TextReport,
     VideoReport,
 )
+from veil.text import FoundText, board, centre_in, find_lines, read_text
 from veil.track import FaceTracker, is_scene_cut, thumbnail
 from veil.verify import Attacked, Verifier
 
@@ -65,6 +67,7 @@ class ImageResult:
     image: npt.NDArray[np.uint8]
     detections: Detections
     choice: Choice | None = None
+    text: list[FoundText] = field(default_factory=list)  # every line of text, masked or a sign
 
     @property
     def faces(self) -> list[FaceReport]:
@@ -94,19 +97,89 @@ def anonymize_image(
     """Mask every face in an upright HxWx3 uint8 RGB array; returns a new array."""
     options = options or AnonymizeOptions()
     detector = detector or devices.face_detector(options)
-    if isinstance(detector, ChoosingDetector):
-        choice = detector.choice(image)
-        return ImageResult(_drawn(image, choice.kept, options), choice.kept, choice)
-    detections = detector.detect(image)
-    return ImageResult(_drawn(image, detections, options), detections)
+    found, text = photo_decisions(image, options, detector)
+    if isinstance(found, Choice):
+        return ImageResult(_drawn(image, found.kept, text, options), found.kept, found, text)
+    return ImageResult(_drawn(image, found, text, options), found, None, text)
 
 
 def _drawn(
-    image: npt.NDArray[np.uint8], faces: Detections, options: AnonymizeOptions
+    image: npt.NDArray[np.uint8], faces: Detections, text: list[FoundText], options: AnonymizeOptions
 ) -> npt.NDArray[np.uint8]:
-    """`image` with `faces` hidden as a plan would hide them (`veil.plan.render.draw`)."""
+    """`image` with `faces` and small `text` hidden as a plan would hide them
+    (`veil.plan.render.draw`)."""
     masks = [Mask(Shape.ELLIPSE, rounded_box(box)) for box in faces.boxes.tolist()]
+    masks += [Mask(Shape.BOX, rounded_box(found.line.box)) for found in text if found.masked]
     return draw(image, masks, options.mask)
+
+
+def photo_decisions(
+    image: npt.NDArray[np.uint8], options: AnonymizeOptions, detector: Detector
+) -> tuple[Choice | Detections, list[FoundText]]:
+    """What a photo's search found and what is done with it: the faces (the
+    whole choice, when the detector chooses) and every line of text
+    (`veil.text`), the weak face candidates on a sign looked at again."""
+    found: Choice | Detections = (
+        detector.choice(image) if isinstance(detector, ChoosingDetector) else detector.detect(image)
+    )
+    if not options.text.hide:
+        return found, []
+    text = _read_text(image, found, options)
+    signs = [board(found_text.line) for found_text in text if not found_text.masked]
+    if isinstance(found, Choice) and isinstance(detector, ChoosingDetector) and signs:
+        found = detector.off_signs(image, found, signs)
+    return found, _off_faces(text, found, options)
+
+
+def _read_text(
+    image: npt.NDArray[np.uint8], found: Choice | Detections, options: AnonymizeOptions
+) -> list[FoundText]:
+    height, width = image.shape[:2]
+    faces = _sure_faces(found, options).boxes.tolist()
+    return read_text(find_lines(image, faces, options.text.side), faces, (width, height))
+
+
+def _off_faces(
+    text: list[FoundText], found: Choice | Detections, options: AnonymizeOptions
+) -> list[FoundText]:
+    """`text` but for small text over a masked head: the detector marks an
+    eye or a mouth as text now and then, and the head's mask hides it."""
+    faces = found.kept if isinstance(found, Choice) else found
+    heads = [_head(box, options.mask.head_scale) for box in faces.boxes]
+    return [t for t in text if not (t.masked and any(centre_in(t.line.box, h) for h in heads))]
+
+
+def frame_text(
+    image: npt.NDArray[np.uint8], found: Choice | Detections, options: AnonymizeOptions
+) -> Detections:
+    """The small text of a video frame, to be followed and masked (signs are
+    left readable and, in a clip, not listed)."""
+    small = [t for t in _off_faces(_read_text(image, found, options), found, options) if t.masked]
+    return Detections(
+        np.array([t.line.box for t in small], np.float32).reshape(-1, 4),
+        np.array([t.line.score for t in small], np.float32),
+    )
+
+
+def _head(box: npt.NDArray[np.float32], scale: float) -> tuple[float, float, float, float]:
+    """A face box grown by `scale` about its centre: the box of its head's mask."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    grow_x, grow_y = (x2 - x1) * (scale - 1) / 2, (y2 - y1) * (scale - 1) / 2
+    return x1 - grow_x, y1 - grow_y, x2 + grow_x, y2 + grow_y
+
+
+def _sure_faces(found: Choice | Detections, options: AnonymizeOptions) -> Detections:
+    """The faces veil is sure of: those scored sure or confirmed by a look
+    (without a choice, those scored `sure_score`): they give text its scale."""
+    if isinstance(found, Detections):
+        return found.select(np.flatnonzero(found.scores >= options.choice.sure_score))
+    sure = [
+        i
+        for i, reason in enumerate(found.reasons)
+        if reason in (Reason.SURE, Reason.CONFIRMED)
+        or (reason is Reason.EVERY_CANDIDATE and found.candidates.scores[i] >= options.choice.sure_score)
+    ]
+    return found.candidates.select(sure)
 
 
 def anonymize_file(
@@ -210,13 +283,9 @@ def _anonymize_photo(
     """Detect, make the plan, render the output from it."""
     decoded = read_image(source, options.limits)
     height, width = decoded.pixels.shape[:2]
-    found: Choice | Detections = (
-        detector.choice(decoded.pixels)
-        if isinstance(detector, ChoosingDetector)
-        else detector.detect(decoded.pixels)
-    )
+    found, text = photo_decisions(decoded.pixels, options, detector)
     origin = Source(source.name, file_sha256(source), width, height)
-    plan = photo_plan(origin, found, options.mask, veil_version())
+    plan = photo_plan(origin, found, options.mask, veil_version(), text)
     image = draw(decoded.pixels, plan.masks_at(None), plan.mask)
     alpha = decoded.alpha
     if alpha is not None:
@@ -232,13 +301,15 @@ def _anonymize_photo(
         orientation_applied=decoded.orientation,
         faces=region_reports(plan, Decision.MASK),
         not_masked=region_reports(plan, Decision.DROP),
+        text=text_reports(plan),
         metadata_removed=decoded.metadata,
     )
     return report, plan
 
 
 def region_reports(plan: Plan, decision: Decision) -> list[FaceReport]:
-    """A photo's regions with `decision`, as the report lists faces."""
+    """A photo's regions with `decision`, as the report lists faces (found
+    text is listed apart, `text_reports`)."""
     return [
         FaceReport(
             box,
@@ -247,6 +318,23 @@ def region_reports(plan: Plan, decision: Decision) -> list[FaceReport]:
             region.id,
         )
         for region, box in plan.regions_at(None, decision)
+        if region.kind is not Kind.TEXT
+    ]
+
+
+def text_reports(plan: Plan) -> list[TextReport]:
+    """The lines of text veil found, as the report lists them (in a clip,
+    each with its box in the first frame it is masked in)."""
+    return [
+        TextReport(
+            region.box if region.box is not None else region.track[0].box,
+            region.label or "text",
+            region.decision.value,
+            region.reason or (region.found.why if region.found else None),
+            region.id,
+        )
+        for region in plan.regions
+        if region.kind is Kind.TEXT and (region.box is not None or region.track)
     ]
 
 
@@ -339,6 +427,7 @@ def video_result(
         format=container_format,
         width=probe.width,
         height=probe.height,
+        text=text_reports(plan),
         metadata_removed=probe.metadata,
         video=video,
     )
@@ -383,8 +472,20 @@ def stream_frames(
 
     With `span`, only the frames it reads are streamed (a part of a long
     clip, `veil.segments`): all are detected and tracked, those it keeps are
-    recorded and encoded."""
+    recorded and encoded.
+
+    Text is searched on every `options.text.every`-th frame of the clip
+    (counted from its first, so that parts and the whole agree) and
+    followed by a tracker of its own, which masks each line from as many
+    frames before the frame it was found in to as many after, and between
+    two frames it was found in."""
     streamed = _Streamed(FaceTracker(options.video.tracking))
+    every = options.text.every
+    text_tracker = (
+        FaceTracker(replace(options.video.tracking, max_gap=every, extend=every))
+        if options.text.hide
+        else None
+    )
     offset = span.start if span is not None else 0
     media = video.iter_media() if span is None else video.frames_between(span.seek, span.stop, span.start)
     tracker = streamed.tracker
@@ -400,16 +501,21 @@ def stream_frames(
         if on_frame is not None:
             on_frame(sink.frames, expected)
 
+    def is_final(index: int) -> bool:
+        return tracker.is_final(index) and (text_tracker is None or text_tracker.is_final(index))
+
     def emit(frame: VideoFrameIn) -> None:
         tracked = tracker.tracked_for(frame.index)
+        text = text_tracker.tracked_for(frame.index) if text_tracker is not None else []
         if span is not None and frame.index + offset not in span.keep:
             return  # context only: another part masks this frame
         boxes = streamed.recorder.record(frame.index + offset, tracked)
+        text_boxes = streamed.recorder.record(frame.index + offset, text, Kind.TEXT)
         streamed.faces_per_frame.append(sum(1 for t in tracked if t.score > 0))
         streamed.boxes_per_frame.append(
             [(round(x1), round(y1), round(x2), round(y2)) for x1, y1, x2, y2 in boxes]
         )
-        masks = [Mask(Shape.ELLIPSE, box) for box in boxes]
+        masks = [Mask(Shape.ELLIPSE, box) for box in boxes] + [Mask(Shape.BOX, box) for box in text_boxes]
         encoder.submit(lambda: encode(frame.pixels, masks, frame.pts))
 
     def detect_batch() -> None:
@@ -421,16 +527,23 @@ def stream_frames(
             current = thumbnail(frame.pixels)
             cuts.append(is_scene_cut(previous, current, options.video.tracking.cut_threshold))
             previous = current
+        decided: list[Choice | Detections]
         if isinstance(detector, ChoosingDetector):
             choices = detector.frame_choices(pixels, indices, cuts)
             streamed.not_masked += sum(len(choice.dropped) for choice in choices)
             found = [choice.kept for choice in choices]
+            decided = list(choices)
         else:
             found = detector.detect_frames(pixels, indices)
-        for frame, detections, cut in zip(batch, found, cuts, strict=True):
+            decided = list(found)
+        for frame, detections, made, cut in zip(batch, found, decided, cuts, strict=True):
             tracker.push(frame.index, detections, scene_cut=cut)
+            if text_tracker is not None:
+                searched = (frame.index + offset) % every == 0
+                text = frame_text(frame.pixels, made, options) if searched else Detections.empty()
+                text_tracker.push(frame.index, text, scene_cut=cut)
             pending.append(frame)
-            while pending and tracker.is_final(pending[0].index):
+            while pending and is_final(pending[0].index):
                 emit(pending.popleft())
         batch.clear()
 
@@ -445,6 +558,8 @@ def stream_frames(
                     detect_batch()
         detect_batch()
         tracker.finish()
+        if text_tracker is not None:
+            text_tracker.finish()
         while pending:
             emit(pending.popleft())
     except BaseException:
@@ -480,6 +595,7 @@ def new_run_report(options: AnonymizeOptions, detector: Detector, verifier: Veri
         veil_version=veil_version(),
         model=model_info(detector.model),
         options=asdict(options),
+        text_model=model_info(TEXT_DETECTOR) if options.text.hide else None,
         verifier_models=[model_info(m) for m in verifier.models] if verifier else [],
     )
 

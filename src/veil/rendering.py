@@ -19,6 +19,7 @@ from veil.pipeline import (
     model_info,
     region_reports,
     save_beside,
+    text_reports,
     veil_version,
     verified_report,
 )
@@ -127,6 +128,7 @@ def _rendered_report(
         height=rendered.height,
         orientation_applied=rendered.orientation_applied,
         faces=faces,
+        text=text_reports(plan),
         metadata_removed=rendered.metadata_removed,
         video=video,
         plan=plan_file,

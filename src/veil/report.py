@@ -27,6 +27,19 @@ class FaceReport:
 
 
 @dataclass(frozen=True)
+class TextReport:
+    """One line of text veil found in a photo: its box in output pixels,
+    `text` (small, masked) or `sign` (left readable), the plan's decision
+    for it and why."""
+
+    box: tuple[float, float, float, float]
+    label: str
+    decision: str
+    reason: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True)
 class VideoReport:
     """What happened to a video: frames, timing, sound and tracking."""
 
@@ -54,6 +67,7 @@ class Check(StrEnum):
     RECOGNITION = "recognition"  # a masked face still matched to its original
     METADATA = "metadata"  # an identifying tag survived
     INTEGRITY = "integrity"  # the output does not open, or differs in size, frames, length or sound
+    TEXT = "text"  # text readable under a text mask, or text the plan does not list
 
 
 @dataclass(frozen=True)
@@ -141,6 +155,7 @@ class FileReport:
     faces: list[FaceReport] = field(default_factory=list)
     # Candidates the search found and veil chose not to mask (photos), with the reason.
     not_masked: list[FaceReport] = field(default_factory=list)
+    text: list[TextReport] = field(default_factory=list)  # photos: lines of text, masked or signs
     metadata_removed: list[str] = field(default_factory=list)
     error: str | None = None
     error_type: str | None = None
@@ -176,6 +191,7 @@ class RunReport:
     veil_version: str
     model: ModelInfo | None  # the detector; None for `veil render`, which detects nothing
     options: dict[str, Any]
+    text_model: ModelInfo | None = None  # the text detector, when text is hidden
     files: list[FileReport] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     boxes_file: str | None = None  # the sidecar with every video's per-frame boxes
@@ -227,6 +243,7 @@ class RunReport:
             veil_version=data["veil_version"],
             model=ModelInfo(**data["model"]) if data.get("model") else None,
             options=data["options"],
+            text_model=ModelInfo(**data["text_model"]) if data.get("text_model") else None,
             files=[file_from_dict(f) for f in data["files"]],
             warnings=list(data.get("warnings", [])),
             boxes_file=data.get("boxes_file"),
@@ -258,6 +275,7 @@ def file_from_dict(data: dict[str, Any]) -> FileReport:
             FaceReport(tuple(f["box"]), f["score"], f.get("reason"), f.get("region"))
             for f in fields.get(key, [])
         ]
+    fields["text"] = [TextReport(**{**t, "box": tuple(t["box"])}) for t in fields.get("text", [])]
     if fields.get("video") is not None:
         fields["video"] = VideoReport(**fields["video"])
     if fields.get("verification") is not None:

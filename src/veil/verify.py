@@ -10,7 +10,11 @@ Four checks, each independent of how the output was made:
 3. metadata: the output's bytes are walked for every surviving tag
    (`veil.media.tags`);
 4. integrity: the output opens, is upright at the original's size, and for
-   a video has the same frames, length and sound, every frame checked.
+   a video has the same frames, length and sound, every frame checked;
+5. text (photos, with their plan): the text detector (`veil.text`) searches
+   the output; a line readable where the plan masks text fails the file,
+   and one over unchanged pixels that no region of the plan lists (a sign
+   left readable is listed) goes to the review list.
 
 Nothing here changes a file. A verification that cannot finish (an output
 that does not open) is a failure, not an error: fail closed.
@@ -36,12 +40,13 @@ from veil.errors import VeilError
 from veil.media.image import read_image
 from veil.media.tags import file_tags
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSource
-from veil.models import DLIB_LANDMARKS, DLIB_RECOGNITION, ModelSpec
+from veil.models import DLIB_LANDMARKS, DLIB_RECOGNITION, TEXT_DETECTOR, ModelSpec
 from veil.options import AudioMode, DetectionOptions, Device, InputLimits, VerifyOptions
-from veil.plan.model import Decision, Plan, box_iou
+from veil.plan.model import Decision, Kind, Plan, box_iou
 from veil.recognition import FaceRecognizer, RecognitionUnavailable
 from veil.report import Check, Finding, Verification
 from veil.second_look import SecondLook
+from veil.text import centre_in, text_detector
 
 RGB = npt.NDArray[np.uint8]
 _SEARCH_SIDE = 1280  # the verifiers search images enlarged or reduced towards this long side
@@ -105,7 +110,8 @@ class Verifier:
     @property
     def models(self) -> list[ModelSpec]:
         recognition = [DLIB_LANDMARKS, DLIB_RECOGNITION] if self.recognizer is not None else []
-        return [self._retinaface.model, self._centerface.model, *recognition]
+        text = [TEXT_DETECTOR] if self.options.text else []
+        return [self._retinaface.model, self._centerface.model, *recognition, *text]
 
     def verify(
         self,
@@ -179,6 +185,39 @@ class Verifier:
             return
         tally.frames = 1
         tally.add(self._attack_frames_at_once([before], [after], [None], [True], tally)[0])
+        if tally.plan is not None and self.options.text and _lists_text(tally.plan):
+            tally.add(self._attack_text(before, after, tally.plan))
+
+    def _attack_text(self, before: RGB, after: RGB, plan: Plan) -> tuple[list[Finding], list[Finding]]:
+        """The fifth check (module docstring), on a photo and its plan."""
+        failures: list[Finding] = []
+        review: list[Finding] = []
+        changes = _Changes(before, after, self.options.changed_level)
+        for line in text_detector(self.options.text_side).lines(after):
+            box = list(line.box)
+            masked_text = [
+                region
+                for region, region_box in plan.regions_at(None, Decision.MASK)
+                if region.kind is not Kind.FACE and centre_in(box, region_box)
+            ]
+            if masked_text:
+                failures.append(
+                    Finding(
+                        Check.TEXT,
+                        f"text readable where the plan masks {masked_text[0].label or 'text'} "
+                        f"({masked_text[0].id})",
+                        box=_int_box(box),
+                        score=line.score,
+                    )
+                )
+            elif not any(
+                region_box is not None and centre_in(box, region_box)
+                for region_box in (region.box_at(None) for region in plan.regions)
+            ) and not changes.masked(box, self.options.masked_fraction):
+                review.append(
+                    Finding(Check.TEXT, "text the plan does not list", box=_int_box(box), score=line.score)
+                )
+        return failures, review
 
     def attack_part(self, original: Path, part: Path, keep: range) -> Attacked:
         """Attack the frames of `part`, a file holding frames `keep` of the
@@ -462,6 +501,14 @@ class _Changes:
         if x2 <= x1 or y2 <= y1:
             return True  # nothing of it lies in the picture
         return float(self._changed(y1, y2, x1, x2).mean()) >= fraction
+
+
+def _lists_text(plan: Plan) -> bool:
+    """Whether the plan's photo was searched for text, or a person masked a
+    region by hand: only then is text in the output held against it."""
+    return any(
+        r.kind is Kind.TEXT or (r.kind is Kind.MANUAL and r.decision is Decision.MASK) for r in plan.regions
+    )
 
 
 def _int_box(box: list[float] | tuple[float, ...]) -> tuple[int, int, int, int]:

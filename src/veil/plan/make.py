@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from veil.choose import Choice
 from veil.detections import Detections
 from veil.options import MaskOptions
-from veil.plan.model import Box, Decision, Found, FrameBox, Kind, Plan, Region, Source
+from veil.plan.model import Box, Decision, Found, FrameBox, Kind, Plan, Region, Shape, Source
+from veil.text import FoundText, TextWhy
 from veil.track import TrackedBox
+
+TEXT_WHY = TextWhy.SMALL.value  # a clip's text: only small text is followed (signs are not listed)
 
 
 def rounded_box(values: Sequence[float]) -> Box:
@@ -28,9 +31,11 @@ def photo_plan(
     found: Choice | Detections,
     mask: MaskOptions,
     veil_version: str | None = None,
+    text: Sequence[FoundText] = (),
 ) -> Plan:
     """Every candidate of a photo as a region: those veil masks (`mask`) and,
-    when it chose among candidates, those it did not (`drop`)."""
+    when it chose among candidates, those it did not (`drop`); then every
+    line of `text`, masked as a box or, a sign, dropped."""
     if isinstance(found, Detections):
         candidates = found
         why: list[str | None] = [None] * len(found)
@@ -47,7 +52,23 @@ def photo_plan(
         how = Found(round(scores[index], 3), decisions[index], why[index], found_by=(by,) if by else ())
         box = rounded_box(boxes[index])
         regions.append(Region(f"f{number}", Kind.FACE, decisions[index], box=box, found=how))
+    regions.extend(text_regions(text))
     return Plan(source, tuple(regions), mask, veil_version)
+
+
+def text_regions(text: Sequence[FoundText]) -> list[Region]:
+    """A photo's lines of text as regions t1, t2... in reading order."""
+    boxes = [list(found.line.box) for found in text]
+    regions = []
+    for number, index in enumerate(reading_order(boxes), start=1):
+        found = text[index]
+        decision = Decision.MASK if found.masked else Decision.DROP
+        how = Found(found.line.score, decision, found.why.value)
+        box = rounded_box(boxes[index])
+        regions.append(
+            Region(f"t{number}", Kind.TEXT, decision, Shape.BOX, box, label=found.label.value, found=how)
+        )
+    return regions
 
 
 def reading_order(boxes: list[list[float]]) -> list[int]:
@@ -68,6 +89,7 @@ def reading_order(boxes: list[list[float]]) -> list[int]:
 
 @dataclass
 class _Track:
+    kind: Kind = Kind.FACE
     rows: list[FrameBox] = field(default_factory=list)
     best: float = 0.0
     detected: int = 0
@@ -75,20 +97,21 @@ class _Track:
 
 
 class TrackRecorder:
-    """A clip's plan, built frame by frame from the tracker's final boxes:
-    one region per track."""
+    """A clip's plan, built frame by frame from the trackers' final boxes:
+    one region per track, of faces and of small text."""
 
     def __init__(self) -> None:
         self._tracks: dict[str, _Track] = {}
 
-    def record(self, frame: int, boxes: Sequence[TrackedBox]) -> list[Box]:
-        """Add frame `frame`'s boxes; returns them as the plan holds them."""
+    def record(self, frame: int, boxes: Sequence[TrackedBox], kind: Kind = Kind.FACE) -> list[Box]:
+        """Add frame `frame`'s boxes of `kind` (faces, or text masked as
+        boxes); returns them as the plan holds them."""
         held = []
         for tracked in boxes:
-            key = str(tracked.track)
+            key = str(tracked.track) if kind is Kind.FACE else f"{kind.value}{tracked.track}"
             while key in self._tracks and self._tracks[key].rows[-1].frame == frame:
                 key += "+"  # a second box of one track in one frame: a region of its own
-            track = self._tracks.setdefault(key, _Track())
+            track = self._tracks.setdefault(key, _Track(kind))
             box = rounded_box(tracked.box.tolist())
             score = round(tracked.score, 3)
             track.rows.append(FrameBox(frame, box, score))
@@ -111,15 +134,29 @@ class TrackRecorder:
 
     def plan(self, source: Source, mask: MaskOptions, veil_version: str | None = None) -> Plan:
         regions = []
-        for number, track in enumerate(self._tracks.values(), start=1):
-            found = Found(
-                track.best,
-                Decision.MASK,
-                frames_detected=track.detected,
-                frames_filled=len(track.rows) - track.detected,
-                found_by=tuple(sorted(track.found_by)),
-            )
-            regions.append(
-                Region(f"f{number}", Kind.FACE, Decision.MASK, track=tuple(track.rows), found=found)
-            )
+        for kind in (Kind.FACE, Kind.TEXT):
+            tracks = [track for track in self._tracks.values() if track.kind is kind]
+            for number, track in enumerate(tracks, start=1):
+                found = Found(
+                    track.best,
+                    Decision.MASK,
+                    TEXT_WHY if kind is Kind.TEXT else None,
+                    frames_detected=track.detected,
+                    frames_filled=len(track.rows) - track.detected,
+                    found_by=tuple(sorted(track.found_by)),
+                )
+                prefix, shape, label = (
+                    ("f", Shape.ELLIPSE, None) if kind is Kind.FACE else ("t", Shape.BOX, "text")
+                )
+                regions.append(
+                    Region(
+                        f"{prefix}{number}",
+                        kind,
+                        Decision.MASK,
+                        shape,
+                        track=tuple(track.rows),
+                        label=label,
+                        found=found,
+                    )
+                )
         return Plan(source, tuple(regions), mask, veil_version)

@@ -1,9 +1,11 @@
 """A mask plan: what is hidden in one output, as typed objects and JSON.
 
 A plan names its original (file name and sha256) and lists regions. Each
-region is a face veil found (`kind` face) or a region a person drew
-(`manual`), with a decision: `mask` it, `drop` it (not a face: draw
-nothing) or `keep` it visible on purpose (with a reason). Its boxes are
+region is a face veil found (`kind` face), a line of text veil found
+(`text`, labelled `text` when it is masked or `sign` when it is left
+readable, `veil.text`) or a region a person drew (`manual`), with a
+decision: `mask` it, `drop` it (not a face, or a sign: draw nothing) or
+`keep` it visible on purpose (with a reason). Its boxes are
 one `box` in a photo, one box per frame in a video (`track`), or, for a
 region drawn on video, `keyframes` between which the box is interpolated.
 
@@ -34,6 +36,7 @@ Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in upright pixels
 class Kind(StrEnum):
     FACE = "face"  # found by veil
     MANUAL = "manual"  # drawn by a person
+    TEXT = "text"  # a line of text found by veil (`veil.text`)
 
 
 class Decision(StrEnum):
@@ -90,9 +93,9 @@ class Region:
     box: Box | None = None  # photo
     track: tuple[FrameBox, ...] = ()  # video, one box per frame it is in
     keyframes: tuple[FrameBox, ...] = ()  # video, drawn: interpolated between key frames
-    label: str | None = None  # what a drawn region hides: badge, plate, tattoo, text...
+    label: str | None = None  # what it hides: "text" or "sign" (found text), or badge, plate... (drawn)
     reason: str | None = None  # why it is kept visible
-    found: Found | None = None  # faces only
+    found: Found | None = None  # what veil found (faces and text)
     # video, track: frames where a person placed the box by hand (`veil.plan.edit.moved`)
     set_frames: tuple[int, ...] = ()
 
@@ -231,7 +234,7 @@ class Plan:
         return plan
 
     def next_id(self, kind: Kind) -> str:
-        prefix = "f" if kind is Kind.FACE else "m"
+        prefix = {Kind.FACE: "f", Kind.TEXT: "t", Kind.MANUAL: "m"}[kind]
         used = {r.id for r in self.regions}
         number = 1
         while f"{prefix}{number}" in used:

@@ -28,10 +28,13 @@ class Group(StrEnum):
     EVERY_CANDIDATE = "every candidate"
     NO_PERSON = "no person"
     OUT_OF_SCALE = "out of scale"
+    ON_SIGN = "on a sign"
     WEAK = "weak"
+    SIGN = "sign"  # large text veil left readable
     TRACK = "track"  # video: veil's tracks carry no reason
     CONFIRMED = "confirmed"
     SURE = "sure"
+    TEXT = "text"  # small text veil masked: plates, badges, screens
     DRAWN = "drawn"
 
     @property
@@ -45,10 +48,13 @@ _TITLES = {
     Group.EVERY_CANDIDATE: "every candidate masked (precision all)",
     Group.NO_PERSON: "not masked: no person in the picture",
     Group.OUT_OF_SCALE: "not masked: out of scale",
+    Group.ON_SIGN: "not masked: weak, on a sign",
     Group.WEAK: "not masked: weak (precision high)",
     Group.TRACK: "tracks veil found",
     Group.CONFIRMED: "confirmed by a second look",
     Group.SURE: "sure faces",
+    Group.TEXT: "text masked: plates, badges, screens",
+    Group.SIGN: "signs left readable",
     Group.DRAWN: "drawn by a person",
 }
 _BY_REASON = {
@@ -58,6 +64,7 @@ _BY_REASON = {
     Reason.EVERY_CANDIDATE: Group.EVERY_CANDIDATE,
     Reason.UNCONFIRMED: Group.NO_PERSON,
     Reason.OUT_OF_SCALE: Group.OUT_OF_SCALE,
+    Reason.ON_SIGN: Group.ON_SIGN,
     Reason.WEAK: Group.WEAK,
 }
 _SAID = {
@@ -70,6 +77,7 @@ _SAID = {
         "not masked: far larger than the faces around it, and a second look did not confirm it"
     ),
     Reason.WEAK: "not masked: weak, and a second look did not confirm it (precision high)",
+    Reason.ON_SIGN: "not masked: a weak find on a sign, and a second look did not confirm it",
 }
 # Reasons that no second look backs: a reviewer may drop these in bulk.
 _UNCONFIRMED = {
@@ -77,6 +85,7 @@ _UNCONFIRMED = {
     Reason.EVERY_CANDIDATE,
     Reason.UNCONFIRMED,
     Reason.OUT_OF_SCALE,
+    Reason.ON_SIGN,
     Reason.WEAK,
 }
 
@@ -92,6 +101,8 @@ def _reason(region: Region) -> Reason | None:
 def group(region: Region) -> Group:
     if region.kind is Kind.MANUAL:
         return Group.DRAWN
+    if region.kind is Kind.TEXT:
+        return Group.SIGN if region.label == "sign" else Group.TEXT
     reason = _reason(region)
     if reason is not None:
         return _BY_REASON[reason]
@@ -104,6 +115,11 @@ def said(region: Region) -> str:
     """Why the region is there, in plain words (no detector's name, no score)."""
     if region.kind is Kind.MANUAL:
         return f"drawn by a person: {region.label}" if region.label else "drawn by a person"
+    if region.kind is Kind.TEXT:
+        why = region.found.why if region.found is not None else None
+        if region.label == "sign":
+            return f"left readable, {why}" if why else "a sign, left readable"
+        return f"masked, {why}" if why else "text, masked"
     reason = _reason(region)
     found = region.found
     if reason is Reason.SURE and found is not None and found.score < ChoiceOptions().sure_score:

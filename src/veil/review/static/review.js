@@ -325,7 +325,8 @@ function renderRegions() {
     li.append(element("span", { class: "id" }, region.id));
     li.append(element("span", { class: `d-${region.decision}` }, region.decision));
     const what = region.kind === "manual" ? (region.label || "drawn") :
-      `score ${region.score}` + (region.veil_decided !== region.decision ? `, veil: ${region.veil_decided}` : "");
+      (region.kind === "text" ? `${region.label}, ` : "") + `score ${region.score}` +
+      (region.veil_decided !== region.decision ? `, veil: ${region.veil_decided}` : "");
     li.append(element("span", {}, what));
     const buttons = element("span", { class: "buttons" });
     for (const [decision, title] of [["mask", "m"], ["drop", "x"], ["keep", "v"]]) {
