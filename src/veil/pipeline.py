@@ -47,7 +47,7 @@ from veil.report import (
     TextReport,
     VideoReport,
 )
-from veil.text import FoundText, board, centre_in, find_lines, read_text
+from veil.text import FoundText, centre_in, find_lines, read_text
 from veil.track import FaceTracker, is_scene_cut, thumbnail
 from veil.verify import Attacked, Verifier
 
@@ -125,7 +125,7 @@ def photo_decisions(
     if not options.text.hide:
         return found, []
     text = _read_text(image, found, options)
-    signs = [board(found_text.line) for found_text in text if not found_text.masked]
+    signs = [found_text.line.box for found_text in text if not found_text.masked]
     if isinstance(found, Choice) and isinstance(detector, ChoosingDetector) and signs:
         found = detector.off_signs(image, found, signs)
     return found, _off_faces(text, found, options)

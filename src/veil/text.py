@@ -11,30 +11,35 @@ What is hidden (`read_text`) follows from how the two kinds of text look:
 - **Small text is masked**, as a box: plates, badges, name tags, screens,
   house numbers. Their letters are small beside a face at the same
   distance (a plate's are about a third of a face's height, a badge's a
-  twentieth), and they come alone or in a line or two of different sizes.
-- **Signs are left readable** (placards, banners, shop signs): what a
-  protest photo documents. Their letters are large beside the faces of the
-  picture, and they come in blocks: lines of the same height stacked or
-  side by side. A sign is listed in the plan with the decision `drop`, so a
-  reviewer sees it and can mask it with one key.
+  twentieth), and they come alone, or in lines of different sizes (a
+  plate's registration under the name of its state).
+- **Signs are left readable** (placards, banners, shop signs) in pictures
+  of people: what a protest photo documents. A sign is written to be read
+  from afar, in lines of the same large letters stacked one above another.
+  A sign is listed in the plan with the decision `drop`, so a reviewer sees
+  it and can mask it with one key.
 
-A line of text is a sign when its letters are at least
-`SIGN_LETTERS_IN_BLOCK` of the picture's typical face height and it is part
-of a block, or at least `SIGN_LETTERS_ALONE` of it alone (one large word on
-a placard). A picture without a face gives no scale: there, a block is a
-sign when its letters are at least `SIGN_LETTERS_NO_FACES` of the picture's
-shorter side, and a line alone is always masked (a plate photographed from
-close by). Text over a face that is masked is not listed: the detector
+A line of text is a sign when the picture shows a sure face, its letters
+are at least `SIGN_LETTERS` of the height of the picture's typical sure
+face, and another such line of about the same letter height sits right
+above or below it; smaller print on the board of a sign is part of the sign.
+Everything else is masked: a picture without a sure face gives no scale
+and holds nobody's placard, and a single line is masked however large (a
+plate photographed from close by, a one-line banner: a person can unmask it
+in the review). Text over a face that is masked is not listed: the detector
 marks eyes and mouths now and then, and the face's mask hides them anyway.
 
-Large text silences small text: beside a placard, the detector no longer
-marks the astronaut's name badge (its map there falls from 1.0 to 0.0).
-So the picture is searched twice (`find_lines`): again with every line
-found the first time blanked out. And people wear what names them: below
-each of the largest sure faces (`CHESTS` of them, at least `CHEST_FACE`
-pixels tall) the chest is searched a third time, closer: a badge's
-letters are a twentieth of a face's height, near the detector's floor
-when a large picture is searched whole.
+People wear what names them. Below the largest sure faces (`CHESTS` of
+them, at least `CHEST_FACE` pixels tall: a badge's letters are a twentieth
+of a face's height, unreadable below that) the chest is searched again,
+closer (`find_lines`): those letters are near the detector's floor when a
+picture is searched whole. Large text silences small text (beside a
+placard the detector no longer marks the astronaut's name badge: its map
+there falls from 1.0 to 0.0), so the chests are searched with every line
+already found blanked out. A second search of the whole picture, blanked
+so, added 6 lines to 129 on the crowd photos with signs of
+`benchmarks/signs.json`, all of them texture, for half again the time: it
+is not made.
 """
 
 from __future__ import annotations
@@ -65,15 +70,13 @@ _MIN_KERNEL = 3  # pixels of the map: thinner marks are noise
 _MAX_KERNEL = 0.12
 _MEAN = _STD = 0.5  # the model's input: (pixel / 255 - 0.5) / 0.5, in BGR order
 
-CHESTS = 4
-CHEST_FACE = 24
+CHESTS = 2
+CHEST_FACE = 80
 _CHEST_SIDE = 640  # a chest is searched at this many pixels on its longer side
 _CHEST_WIDTH = 3.0  # face widths across, centred on the face
 _CHEST_HEIGHT = 3.0  # face heights down, from the chin
 
-SIGN_LETTERS_IN_BLOCK = 0.25
-SIGN_LETTERS_ALONE = 0.6
-SIGN_LETTERS_NO_FACES = 0.03
+SIGN_LETTERS = 0.25
 _PAD_ACROSS = 0.5  # a masked line is grown by this many letter heights at each end
 _PAD_DOWN = 0.15  # and by this many above and below
 _SAME_HEIGHT = 1.6  # lines of one block differ in letter height by at most this factor
@@ -88,8 +91,7 @@ class TextWhy(StrEnum):
     """Why a line of text is masked or left readable, in the plan's words."""
 
     SMALL = "small text: may name or locate someone (a plate, a badge, a screen)"
-    SIGN = "a sign: large letters in a block, left readable"
-    SIGN_ALONE = "a sign: letters as large as the faces, left readable"
+    SIGN = "a sign: lines of large letters, left readable"
     ON_SIGN = "on a sign: smaller print on the board of a sign, left readable"
 
 
@@ -117,21 +119,26 @@ class FoundText:
 
 
 class TextDetector:
-    """PP-OCRv4's text detector on CPU, the picture searched at `side`
-    pixels on its longer side."""
+    """PP-OCRv4's text detector on CPU. A picture is searched at `side`
+    pixels on its longer side at most; a smaller one as it is, or, with
+    `enlarge`, enlarged to `side`. (Enlarging photos of 357 to 653 pixels
+    found no plate more on plates-dev, and took 1.6 times as long.)"""
 
     model: ModelSpec = TEXT_DETECTOR
 
-    def __init__(self, side: int = 960, threads: int | None = None) -> None:
+    def __init__(self, side: int = 960, enlarge: bool = False, threads: int | None = None) -> None:
         from veil.engine import Net, fitted_graph  # onnxruntime loads only when text is searched
 
         self.side = side
+        self.enlarge = enlarge
         self._net = Net(fitted_graph(TEXT_DETECTOR), [], threads)
 
     def lines(self, image: RGBImage) -> list[TextLine]:
         """Every line of text in an HxWx3 RGB image."""
         height, width = image.shape[:2]
         scale = self.side / max(height, width)
+        if not self.enlarge:
+            scale = min(1.0, scale)
         map_height = max(32, round(height * scale / 32) * 32)
         map_width = max(32, round(width * scale / 32) * 32)
         resized = cv2.resize(image[:, :, ::-1], (map_width, map_height), interpolation=cv2.INTER_LINEAR)
@@ -142,15 +149,14 @@ class TextDetector:
 
 def find_lines(image: RGBImage, faces: Sequence[Sequence[float]], side: int = 960) -> list[TextLine]:
     """Every line of text in `image` whose sure faces are `faces` (x1, y1,
-    x2, y2): the picture searched whole at `side`, again with what was found
-    blanked out, and the chests below the faces (module docstring)."""
+    x2, y2): the picture searched whole at `side`, then the chests below
+    the faces with what was found blanked out (module docstring)."""
     lines = text_detector(side).lines(image)
     if not lines:
         return chest_lines(image, faces)
-    image = blanked(image, lines)
-    more = joined(text_detector(side).lines(image), chest_lines(image, faces))
+    more = joined([], chest_lines(blanked(image, lines), faces))
     # a blank's edges against what was around it can look like a letter: what the
-    # later searches find beside a line found already is not taken
+    # chests show beside a line found already is not taken
     return lines + [line for line in more if not any(_overlap(line.box, board(seen)) for seen in lines)]
 
 
@@ -183,7 +189,7 @@ def chest_lines(image: RGBImage, faces: Sequence[Sequence[float]]) -> list[TextL
         top, bottom = max(0, int(y2)), min(height, int(y2 + _CHEST_HEIGHT * face_height) + 1)
         if right - left < 8 or bottom - top < 8:
             continue
-        for line in text_detector(_CHEST_SIDE).lines(image[top:bottom, left:right]):
+        for line in text_detector(_CHEST_SIDE, enlarge=True).lines(image[top:bottom, left:right]):
             bx1, by1, bx2, by2 = line.box
             found.append(TextLine((bx1 + left, by1 + top, bx2 + left, by2 + top), line.letters, line.score))
     return found
@@ -244,18 +250,13 @@ def read_text(
     face_boxes = [tuple(map(float, f)) for f in faces]
     lines = [line for line in lines if not any(_centre_in(line.box, face) for face in face_boxes)]
     face_height = float(np.median([f[3] - f[1] for f in face_boxes])) if face_boxes else None
-    in_block = _in_blocks(lines)
-    whys = []
-    for line, grouped in zip(lines, in_block, strict=True):
-        why = TextWhy.SMALL
-        if face_height is not None:
-            if grouped and line.letters >= SIGN_LETTERS_IN_BLOCK * face_height:
-                why = TextWhy.SIGN
-            elif line.letters >= SIGN_LETTERS_ALONE * face_height:
-                why = TextWhy.SIGN_ALONE
-        elif grouped and line.letters >= SIGN_LETTERS_NO_FACES * min(size):
-            why = TextWhy.SIGN
-        whys.append(why)
+    stacked = _stacked(lines)
+    whys = [
+        TextWhy.SIGN
+        if face_height is not None and grouped and line.letters >= SIGN_LETTERS * face_height
+        else TextWhy.SMALL
+        for line, grouped in zip(lines, stacked, strict=True)
+    ]
     boards = [board(line) for line, why in zip(lines, whys, strict=True) if why is not TextWhy.SMALL]
     found = []
     for line, why in zip(lines, whys, strict=True):
@@ -285,31 +286,22 @@ def _padded(line: TextLine, size: tuple[int, int]) -> TextLine:
     return TextLine(box, line.letters, line.score)
 
 
-def _in_blocks(lines: Sequence[TextLine]) -> list[bool]:
+def _stacked(lines: Sequence[TextLine]) -> list[bool]:
     """For each line, whether another line of about the same letter height
-    sits right above, below or beside it: lines of one sign."""
-    grouped = [False] * len(lines)
+    sits right above or below it (overlapping across, less than a letter
+    apart down): two lines of one sign."""
+    stacked = [False] * len(lines)
     for i, a in enumerate(lines):
         for j in range(i + 1, len(lines)):
             b = lines[j]
             if max(a.letters, b.letters) > _SAME_HEIGHT * min(a.letters, b.letters):
                 continue
-            if _neighbours(a, b):
-                grouped[i] = grouped[j] = True
-    return grouped
-
-
-def _neighbours(a: TextLine, b: TextLine) -> bool:
-    """Stacked (overlapping across, less than a letter apart down) or side
-    by side (overlapping down, less than two letters apart across)."""
-    letters = (a.letters + b.letters) / 2
-    across = min(a.box[2], b.box[2]) - max(a.box[0], b.box[0])
-    down = min(a.box[3], b.box[3]) - max(a.box[1], b.box[1])
-    narrower = min(a.box[2] - a.box[0], b.box[2] - b.box[0])
-    shorter = min(a.box[3] - a.box[1], b.box[3] - b.box[1])
-    stacked = across >= 0.3 * narrower and -down <= letters
-    beside = down >= 0.5 * shorter and -across <= 2 * letters
-    return stacked or beside
+            across = min(a.box[2], b.box[2]) - max(a.box[0], b.box[0])
+            gap = max(a.box[1], b.box[1]) - min(a.box[3], b.box[3])
+            narrower = min(a.box[2] - a.box[0], b.box[2] - b.box[0])
+            if across >= 0.3 * narrower and gap <= (a.letters + b.letters) / 2:
+                stacked[i] = stacked[j] = True
+    return stacked
 
 
 def _centre_in(box: Box, outer: Sequence[float]) -> bool:
@@ -323,7 +315,7 @@ def centre_in(box: Sequence[float], outer: Sequence[float]) -> bool:
 
 
 @cache
-def text_detector(side: int = 960) -> TextDetector:
-    """One loaded text detector per process and size: the graph is loaded once
-    for every file a process anonymizes or verifies."""
-    return TextDetector(side)
+def text_detector(side: int = 960, enlarge: bool = False) -> TextDetector:
+    """One loaded text detector per process and setting: the graph is loaded
+    once for every file a process anonymizes or verifies."""
+    return TextDetector(side, enlarge)
