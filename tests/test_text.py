@@ -123,7 +123,7 @@ def test_the_astronauts_name_badge_is_masked(astronaut: npt.NDArray[np.uint8]) -
 def test_a_sign_held_among_people_is_left_readable_and_listed(
     astronaut: npt.NDArray[np.uint8], tmp_path: Path
 ) -> None:
-    image = Image.fromarray(astronaut)
+    image = Image.fromarray(np.hstack([astronaut, astronaut]))  # people: two sure faces
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=44)
     draw.rectangle((10, 320, 220, 490), fill=(250, 250, 240))  # below and left of her head
@@ -155,14 +155,15 @@ def line(x: float, y: float, width: float, letters: float, name: float = 0.9) ->
 
 def test_what_is_a_sign_follows_from_letter_size_and_blocks() -> None:
     size = (1000, 700)
-    face = [(500.0, 300.0, 560.0, 380.0)]  # 80 px tall
+    face = [(500.0, 300.0, 560.0, 380.0), (800.0, 300.0, 860.0, 380.0)]  # people: two sure faces, 80 px tall
     plate = line(100, 500, 120, 28, 0.51)  # a third of a face, alone
     badge = [line(700, 500, 60, 5, 0.52), line(700, 506, 60, 5, 0.53)]  # a block, but tiny
     placard = [line(100, 50, 300, 30, 0.54), line(100, 85, 280, 30, 0.55)]  # a block, letters 3/8 of a face
     word = line(600, 60, 120, 60, 0.56)  # one line, as tall as 3/4 of a face: masked all the same
     small_print = line(150, 120, 80, 10, 0.57)  # under the placard's lines, on its board
     on_face = line(510, 320, 30, 6, 0.58)  # the detector marks an eye now and then
-    found = read_text([plate, *badge, *placard, word, small_print, on_face], face, size)
+    huge = line(300, 580, 200, 110, 0.59)  # letters over 15% of the picture: a banner, or not text
+    found = read_text([plate, *badge, *placard, word, small_print, on_face, huge], face, size)
     labels = {f.line.score: f.label for f in found}
     assert labels == {
         0.51: TextLabel.TEXT,
@@ -172,17 +173,20 @@ def test_what_is_a_sign_follows_from_letter_size_and_blocks() -> None:
         0.55: TextLabel.SIGN,
         0.56: TextLabel.TEXT,
         0.57: TextLabel.SIGN,
+        0.59: TextLabel.SIGN,
     }
     masked = next(f for f in found if f.line.score == 0.51)
     assert masked.line.box[0] < 100 and masked.line.box[2] > 220  # grown past its ends
 
 
-def test_without_a_sure_face_all_text_is_masked_and_words_side_by_side_are_no_sign() -> None:
-    close_plate = line(300, 300, 400, 120)  # a plate photographed from close by
+def test_without_people_all_text_is_masked_and_words_side_by_side_are_no_sign() -> None:
+    close_plate = line(300, 300, 400, 95)  # a plate photographed from close by: letters 14% of the picture
     block = [line(100, 50, 300, 30), line(100, 85, 280, 30)]  # a shop sign of two lines
     found = read_text([close_plate, *block], [], (1000, 700))
     assert [f.label for f in found] == [TextLabel.TEXT] * 3
-    face = [(500.0, 300.0, 560.0, 380.0)]
+    one_face = [(500.0, 300.0, 560.0, 380.0)]  # one sure face, maybe a false one on a car, is not people
+    assert [f.label for f in read_text(block, one_face, (1000, 700))] == [TextLabel.TEXT] * 2
+    face = [(500.0, 300.0, 560.0, 380.0), (800.0, 300.0, 860.0, 380.0)]
     beside = [line(100, 500, 90, 30), line(200, 500, 90, 30)]  # "AB" and "1234" of one plate
     assert [f.label for f in read_text(beside, face, (1000, 700))] == [TextLabel.TEXT] * 2
 

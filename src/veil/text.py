@@ -15,19 +15,24 @@ What is hidden (`read_text`) follows from how the two kinds of text look:
   plate's registration under the name of its state).
 - **Signs are left readable** (placards, banners, shop signs) in pictures
   of people: what a protest photo documents. A sign is written to be read
-  from afar, in lines of the same large letters stacked one above another.
-  A sign is listed in the plan with the decision `drop`, so a reviewer sees
-  it and can mask it with one key.
+  from afar, in lines of large letters stacked one above another. A sign
+  is listed in the plan with the decision `drop`, so a reviewer sees it
+  and can mask it with one key.
 
-A line of text is a sign when the picture shows a sure face, its letters
+A line of text is a sign when the picture shows people (`SIGN_FACES` sure
+faces at least: one sure face can be a false one on a car), its letters
 are at least `SIGN_LETTERS` of the height of the picture's typical sure
-face, and another such line of about the same letter height sits right
-above or below it; smaller print on the board of a sign is part of the sign.
-Everything else is masked: a picture without a sure face gives no scale
-and holds nobody's placard, and a single line is masked however large (a
-plate photographed from close by, a one-line banner: a person can unmask it
-in the review). Text over a face that is masked is not listed: the detector
-marks eyes and mouths now and then, and the face's mask hides them anyway.
+face, and another such line of letters of about the same height
+(`SAME_HEIGHT`) sits right above or below it; smaller print on the board
+of a sign is part of the sign. Letters taller than `LARGEST` of the
+picture's shorter side are never masked: no plate on plates-dev came
+closer than 14%, while one-line banners and the headline of a placard do,
+and so does texture the detector takes for text (a flower's heart). Any
+other text is masked: a picture without people holds nobody's placard, and
+a single line is masked however large (a person can unmask a one-line
+banner in the review). Text over a face that is masked is not listed: the
+detector marks eyes and mouths now and then, and the face's mask hides
+them anyway.
 
 People wear what names them. Below the largest sure faces (`CHESTS` of
 them, at least `CHEST_FACE` pixels tall: a badge's letters are a twentieth
@@ -76,10 +81,12 @@ _CHEST_SIDE = 640  # a chest is searched at this many pixels on its longer side
 _CHEST_WIDTH = 3.0  # face widths across, centred on the face
 _CHEST_HEIGHT = 3.0  # face heights down, from the chin
 
+SIGN_FACES = 2
 SIGN_LETTERS = 0.25
-_PAD_ACROSS = 0.5  # a masked line is grown by this many letter heights at each end
+SAME_HEIGHT = 2.0
+LARGEST = 0.15
+_PAD_ACROSS = 0.25  # a masked line is grown by this many letter heights at each end
 _PAD_DOWN = 0.15  # and by this many above and below
-_SAME_HEIGHT = 1.6  # lines of one block differ in letter height by at most this factor
 
 
 class TextLabel(StrEnum):
@@ -92,6 +99,7 @@ class TextWhy(StrEnum):
 
     SMALL = "small text: may name or locate someone (a plate, a badge, a screen)"
     SIGN = "a sign: lines of large letters, left readable"
+    LARGE = "letters too large for a plate or a badge, left readable"
     ON_SIGN = "on a sign: smaller print on the board of a sign, left readable"
 
 
@@ -249,14 +257,17 @@ def read_text(
     docstring's rules. Lines over a masked face are left out."""
     face_boxes = [tuple(map(float, f)) for f in faces]
     lines = [line for line in lines if not any(_centre_in(line.box, face) for face in face_boxes)]
-    face_height = float(np.median([f[3] - f[1] for f in face_boxes])) if face_boxes else None
+    people = len(face_boxes) >= SIGN_FACES
+    face_height = float(np.median([f[3] - f[1] for f in face_boxes])) if people else None
     stacked = _stacked(lines)
-    whys = [
-        TextWhy.SIGN
-        if face_height is not None and grouped and line.letters >= SIGN_LETTERS * face_height
-        else TextWhy.SMALL
-        for line, grouped in zip(lines, stacked, strict=True)
-    ]
+    whys = []
+    for line, grouped in zip(lines, stacked, strict=True):
+        if face_height is not None and grouped and line.letters >= SIGN_LETTERS * face_height:
+            whys.append(TextWhy.SIGN)
+        elif line.letters > LARGEST * min(size):
+            whys.append(TextWhy.LARGE)
+        else:
+            whys.append(TextWhy.SMALL)
     boards = [board(line) for line, why in zip(lines, whys, strict=True) if why is not TextWhy.SMALL]
     found = []
     for line, why in zip(lines, whys, strict=True):
@@ -294,7 +305,7 @@ def _stacked(lines: Sequence[TextLine]) -> list[bool]:
     for i, a in enumerate(lines):
         for j in range(i + 1, len(lines)):
             b = lines[j]
-            if max(a.letters, b.letters) > _SAME_HEIGHT * min(a.letters, b.letters):
+            if max(a.letters, b.letters) > SAME_HEIGHT * min(a.letters, b.letters):
                 continue
             across = min(a.box[2], b.box[2]) - max(a.box[0], b.box[0])
             gap = max(a.box[1], b.box[1]) - min(a.box[3], b.box[3])

@@ -11,10 +11,12 @@ Four checks, each independent of how the output was made:
    (`veil.media.tags`);
 4. integrity: the output opens, is upright at the original's size, and for
    a video has the same frames, length and sound, every frame checked;
-5. text (photos, with their plan): the text detector (`veil.text`) searches
-   the output; a line readable where the plan masks text fails the file,
-   and one over unchanged pixels that no region of the plan lists (a sign
-   left readable is listed) goes to the review list.
+5. text (photos, with their plan): a region masked as a box (text, or
+   drawn by a person) whose pixels did not all change is searched for text
+   (`veil.text`); text readable there fails the file. When a person changed
+   the plan, the whole output is searched too: text over unchanged pixels
+   that no region lists (a sign left readable is listed), or small text a
+   person unmasked, goes to the review list.
 
 Nothing here changes a file. A verification that cannot finish (an output
 that does not open) is a failure, not an error: fail closed.
@@ -46,7 +48,7 @@ from veil.plan.model import Decision, Kind, Plan, box_iou
 from veil.recognition import FaceRecognizer, RecognitionUnavailable
 from veil.report import Check, Finding, Verification
 from veil.second_look import SecondLook
-from veil.text import centre_in, text_detector
+from veil.text import TextLine, centre_in, text_detector
 
 RGB = npt.NDArray[np.uint8]
 _SEARCH_SIDE = 1280  # the verifiers search images enlarged or reduced towards this long side
@@ -189,33 +191,50 @@ class Verifier:
             tally.add(self._attack_text(before, after, tally.plan))
 
     def _attack_text(self, before: RGB, after: RGB, plan: Plan) -> tuple[list[Finding], list[Finding]]:
-        """The fifth check (module docstring), on a photo and its plan."""
+        """The fifth check (module docstring), on a photo and its plan.
+
+        Each region masked as a box whose pixels did not all change is
+        searched for text, closer; a correct render leaves none to search.
+        The whole output is searched only when a person changed the plan:
+        on veil's own plan it is the same detector over the same pixels."""
         failures: list[Finding] = []
         review: list[Finding] = []
         changes = _Changes(before, after, self.options.changed_level)
-        for line in text_detector(self.options.text_side).lines(after):
-            box = list(line.box)
-            masked_text = [
-                region
-                for region, region_box in plan.regions_at(None, Decision.MASK)
-                if region.kind is not Kind.FACE and centre_in(box, region_box)
-            ]
-            if masked_text:
-                failures.append(
-                    Finding(
-                        Check.TEXT,
-                        f"text readable where the plan masks {masked_text[0].label or 'text'} "
-                        f"({masked_text[0].id})",
-                        box=_int_box(box),
-                        score=line.score,
+        for region, box in plan.regions_at(None, Decision.MASK):
+            if region.kind is Kind.FACE or changes.masked(list(box), _ALL_CHANGED):
+                continue
+            for line in _text_around(after, box):
+                if centre_in(line.box, box):
+                    what = f"{region.label or 'text'} ({region.id})"
+                    failures.append(
+                        Finding(
+                            Check.TEXT,
+                            f"text readable where the plan masks {what}",
+                            box=_int_box(line.box),
+                            score=line.score,
+                        )
                     )
-                )
-            elif not any(
-                region_box is not None and centre_in(box, region_box)
-                for region_box in (region.box_at(None) for region in plan.regions)
-            ) and not changes.masked(box, self.options.masked_fraction):
+                    break
+        if not _edited(plan):
+            return failures, review
+        for line in text_detector(self.options.text_side).lines(after):
+            seen = list(line.box)
+            under = [r for r in plan.regions if (b := r.box_at(None)) is not None and centre_in(seen, b)]
+            if any(r.decision is Decision.MASK for r in under) or changes.masked(
+                seen, self.options.masked_fraction
+            ):
+                continue
+            if not under:
                 review.append(
-                    Finding(Check.TEXT, "text the plan does not list", box=_int_box(box), score=line.score)
+                    Finding(Check.TEXT, "text the plan does not list", box=_int_box(seen), score=line.score)
+                )
+            elif any(
+                r.kind is Kind.TEXT and r.label == "text" and r.decision is not Decision.MASK for r in under
+            ):
+                review.append(
+                    Finding(
+                        Check.TEXT, "small text a person left readable", box=_int_box(seen), score=line.score
+                    )
                 )
         return failures, review
 
@@ -501,6 +520,37 @@ class _Changes:
         if x2 <= x1 or y2 <= y1:
             return True  # nothing of it lies in the picture
         return float(self._changed(y1, y2, x1, x2).mean()) >= fraction
+
+
+_ALL_CHANGED = 0.95  # a box masked solid changes all its pixels, but where the original had its colour
+
+
+def _text_around(image: RGB, box: tuple[float, float, float, float]) -> list[TextLine]:
+    """The lines of text in `box` and around it (half its size on each
+    side), searched closer, in image pixels."""
+    height, width = image.shape[:2]
+    x1, y1, x2, y2 = box
+    grow_x, grow_y = (x2 - x1) / 2, (y2 - y1) / 2
+    left, top = max(0, int(x1 - grow_x)), max(0, int(y1 - grow_y))
+    right, bottom = min(width, int(x2 + grow_x) + 1), min(height, int(y2 + grow_y) + 1)
+    if right - left < 8 or bottom - top < 8:
+        return []
+    found = text_detector(_CROP_SIDE, enlarge=True).lines(image[top:bottom, left:right])
+    return [
+        TextLine((a + left, b + top, c + left, d + top), line.letters, line.score)
+        for line in found
+        for a, b, c, d in [line.box]
+    ]
+
+
+_CROP_SIDE = 640
+
+
+def _edited(plan: Plan) -> bool:
+    """Whether a person changed the plan: a region drawn, or decided otherwise than veil did."""
+    return any(
+        region.found is None or region.found.decision is not region.decision for region in plan.regions
+    )
 
 
 def _lists_text(plan: Plan) -> bool:
