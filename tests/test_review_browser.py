@@ -314,3 +314,41 @@ def test_a_box_moved_off_the_face_in_a_clip_is_not_applied(
     assert boxes[5][0] == pytest.approx(old[5][0] + 40, abs=1.5)
     assert boxes[5][2] == pytest.approx(old[5][2] + 40, abs=1.5)
     assert 0 < boxes[4][0] - old[4][0] < 40  # the correction fades out towards the neighbours
+
+
+def test_a_sign_left_readable_is_listed_and_masked_with_one_key(
+    page: Any, tmp_path: Path, astronaut: npt.NDArray[np.uint8]
+) -> None:
+    from PIL import ImageDraw, ImageFont
+
+    image = Image.fromarray(np.hstack([astronaut, astronaut]))  # people: two sure faces
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((10, 320, 220, 490), fill=(250, 250, 240))
+    font = ImageFont.load_default(size=44)
+    for i, word in enumerate(("FREE", "THE", "PRESS")):
+        draw.text((25, 330 + 52 * i), word, font=font, fill=(200, 20, 20))
+    (tmp_path / "in").mkdir()
+    image.save(tmp_path / "in" / "sign.png")
+    outdir = tmp_path / "out"
+    assert run("anonymize", tmp_path / "in", "-o", outdir, "-q") == 0
+    plan = json.loads((outdir / "sign.png.plan.json").read_text())
+    signs = [r for r in plan["regions"] if r["kind"] == "text" and r["label"] == "sign"]
+    assert len(signs) == 3 and all(r["decision"] == "drop" for r in signs)
+    first = signs[0]["id"]
+    with serving(outdir) as (keys, _):
+        page.goto(keys.url())
+        page.locator("#grid li", has_text="sign.png").click()
+        shown(page, "#regions li.group[data-group='sign']")  # a group of its own: signs left readable
+        row = page.locator(f"#regions li[data-id={first}]")
+        sync_api.expect(row).to_contain_text("sign")
+        sync_api.expect(row).to_contain_text("a sign: lines of large letters, left readable")
+        row.locator(".id").click()
+        page.keyboard.press("m")  # mask the sign after all
+        shown(page, f"#regions li[data-id={first}] .d-mask")
+        if SHOTS:
+            page.screenshot(path=str(SHOTS / "review-sign.png"))
+        applied(page)
+    x1, y1, x2, y2 = (round(v) for v in signs[0]["box"])
+    output = pixels(outdir / "sign.png")
+    assert np.all(output[y1 + 2 : y2 - 2, x1 + 2 : x2 - 2] == MASK)  # the sign's first line, masked
+    assert json.loads((outdir / "sign.png.plan.json").read_text())["regions"] != plan["regions"]

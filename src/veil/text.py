@@ -53,12 +53,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from veil.models import TEXT_DETECTOR, ModelSpec
+
+if TYPE_CHECKING:
+    from veil.engine import Net
 
 RGBImage = npt.NDArray[np.uint8]
 Box = tuple[float, float, float, float]
@@ -134,12 +138,10 @@ class TextDetector:
 
     model: ModelSpec = TEXT_DETECTOR
 
-    def __init__(self, side: int = 960, enlarge: bool = False, threads: int | None = None) -> None:
-        from veil.engine import Net, fitted_graph  # onnxruntime loads only when text is searched
-
+    def __init__(self, side: int = 960, enlarge: bool = False) -> None:
         self.side = side
         self.enlarge = enlarge
-        self._net = Net(fitted_graph(TEXT_DETECTOR), [], threads)
+        self._net = _net()
 
     def lines(self, image: RGBImage) -> list[TextLine]:
         """Every line of text in an HxWx3 RGB image."""
@@ -323,6 +325,15 @@ def _centre_in(box: Box, outer: Sequence[float]) -> bool:
 def centre_in(box: Sequence[float], outer: Sequence[float]) -> bool:
     """Whether the centre of `box` lies inside `outer` (both x1, y1, x2, y2)."""
     return _centre_in((box[0], box[1], box[2], box[3]), outer)
+
+
+@cache
+def _net() -> Net:
+    """The detector's one session in this process, shared by every size
+    (each session holds about 130 MB)."""
+    from veil.engine import Net, fitted_graph  # onnxruntime loads only when text is searched
+
+    return Net(fitted_graph(TEXT_DETECTOR), [])
 
 
 @cache

@@ -117,9 +117,7 @@ def said(region: Region) -> str:
         return f"drawn by a person: {region.label}" if region.label else "drawn by a person"
     if region.kind is Kind.TEXT:
         why = region.found.why if region.found is not None else None
-        if region.label == "sign":
-            return f"left readable, {why}" if why else "a sign, left readable"
-        return f"masked, {why}" if why else "text, masked"
+        return why or ("a sign, left readable" if region.label == "sign" else "small text, masked")
     reason = _reason(region)
     found = region.found
     if reason is Reason.SURE and found is not None and found.score < ChoiceOptions().sure_score:
