@@ -21,7 +21,8 @@ photos (model loading included, so the one-photo set is dominated by it):
   veil masked: pixels changed that hold veil's fill colour (the plan's mask
   colour, within JPEG's noise), as negatives.py measures it; also the share
   changed at all. Goal: at most 10% of each sign masked (a head mask that
-  overlaps a sign counts too: faces in front of signs are part of the set).
+  overlaps a sign counts too: faces in front of signs are part of the set),
+  and the share masked by text masks alone (the plan's text regions).
 
 Each set also counts the regions of veil's plans by kind and decision (face,
 manual, text...). `--veil-src` runs another checkout's veil (PYTHONPATH),
@@ -205,6 +206,19 @@ def regions(plan: Path) -> tuple[Counter[str], tuple[int, int, int]]:
     return counts, (int(colour[0]), int(colour[1]), int(colour[2]))
 
 
+def text_masks(plan: Path, shape: tuple[int, ...]) -> npt.NDArray[np.bool_]:
+    """Where a photo's plan masks text (its `text` regions decided `mask`),
+    as a boolean image: what of a sign's masked share is text, not heads."""
+    drawn = np.zeros(shape[:2], bool)
+    if not plan.is_file():
+        return drawn
+    for region in json.loads(plan.read_text()).get("regions", []):
+        if region.get("kind") == "text" and region.get("decision") == "mask" and "box" in region:
+            x1, y1, x2, y2 = (round(v) for v in region["box"])
+            drawn[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)] = True
+    return drawn
+
+
 def box_share(mask: npt.NDArray[np.bool_], box: Box) -> float:
     """The share of an [x, y, w, h] box's pixels (clipped to the image) set in `mask`."""
     x, y, w, h = box
@@ -280,6 +294,7 @@ def score_signs(photos: dict[str, Path], signs: dict[str, list[list[int]]], run:
         kinds += counts
         changed = np.zeros(original.shape[:2], bool) if output is None else changed_pixels(original, output)
         masked = changed if output is None else changed & filled(output, colour)
+        by_text = masked & text_masks(run.plans[key], original.shape)
         for index, box in enumerate(signs[key]):
             x, y, w, h = box
             height, width = original.shape[:2]
@@ -291,17 +306,21 @@ def score_signs(photos: dict[str, Path], signs: dict[str, list[list[int]]], run:
                     "sign": index,
                     "box": box,
                     "masked": round(box_share(masked, box), 3),
+                    "masked_by_text": round(box_share(by_text, box), 3),
                     "changed": round(box_share(changed, box), 3),
                     "error": None if output is not None else "no output",
                 }
             )
     shares = [float(r["masked"]) for r in rows]  # type: ignore[arg-type]
+    by_text = [float(r["masked_by_text"]) for r in rows]  # type: ignore[arg-type]
     return {
         "photos": len(photos),
         "signs": len(rows),
         "mean_masked": round(float(np.mean(shares)), 3),
         "max_masked": round(max(shares), 3),
         "signs_over_10pct_masked": sum(1 for s in shares if s > SIGN_MASKED_AT_MOST),
+        "mean_masked_by_text": round(float(np.mean(by_text)), 3),
+        "max_masked_by_text": round(max(by_text), 3),
         "seconds_per_photo": round(run.seconds / len(photos), 2),
         "veil_exit": run.exit,
         "regions": dict(sorted(kinds.items())),
@@ -333,11 +352,12 @@ def print_results(results: dict[str, object]) -> None:
             flag = "  OVER 10%" if row["masked"] > SIGN_MASKED_AT_MOST else ""
             print(
                 f"  sign {row['photo']:52s} #{row['sign']} masked={row['masked']:.3f} "
-                f"changed={row['changed']:.3f}{flag}"
+                f"(by text {row['masked_by_text']:.3f}) changed={row['changed']:.3f}{flag}"
             )
         print(
             f"signs: {signs['signs']} in {signs['photos']} photos  mean masked={signs['mean_masked']} "
             f"max={signs['max_masked']}  over 10%: {signs['signs_over_10pct_masked']}  "
+            f"by text masks: mean={signs['mean_masked_by_text']} max={signs['max_masked_by_text']}  "
             f"{signs['seconds_per_photo']} s/photo  regions {signs['regions']}"
         )
 
