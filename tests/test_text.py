@@ -271,6 +271,19 @@ def test_a_passing_plate_is_masked_in_every_frame_of_a_clip(tmp_path: Path) -> N
     assert text and all(r["label"] == "text" and r["decision"] == "mask" for r in text)
     assert report.text and report.text[0].label == "text"
 
+    # verification checks every frame's text masks: the output passes, the original in its place fails
+    verifier = Verifier(VerifyOptions(recognition=False))
+    masks_plan = load_plan(plan_path(tmp_path / "out.mp4"))
+    assert not [
+        f
+        for f in verifier.verify(source, tmp_path / "out.mp4", plan=masks_plan).failures
+        if f.check is Check.TEXT
+    ]
+    unmasked = tmp_path / "unmasked.mp4"
+    unmasked.write_bytes(source.read_bytes())
+    failed = [f for f in verifier.verify(source, unmasked, plan=masks_plan).failures if f.check is Check.TEXT]
+    assert {f.frame for f in failed} == set(range(30))
+
 
 def test_the_text_detector_finds_a_plate_in_any_picture_size() -> None:
     for width, height in ((240, 160), (480, 320), (1920, 1080)):

@@ -11,10 +11,11 @@ Four checks, each independent of how the output was made:
    (`veil.media.tags`);
 4. integrity: the output opens, is upright at the original's size, and for
    a video has the same frames, length and sound, every frame checked;
-5. text (photos, with their plan): a region masked as a box (text, or
-   drawn by a person) whose pixels did not all change is searched for text
-   (`veil.text`); text readable there fails the file. When a person changed
-   the plan, the whole output is searched too: text over unchanged pixels
+5. text (with the plan): a region masked as a box (text, or drawn by a
+   person) whose inside did not all change is searched for text
+   (`veil.text`), in a photo and in every frame of a clip; text readable
+   there fails the file. When a person changed a photo's plan, the whole
+   output is searched too: text over unchanged pixels
    that no region lists (a sign left readable is listed), or small text a
    person unmasked, goes to the review list.
 
@@ -44,7 +45,7 @@ from veil.media.tags import file_tags
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSource
 from veil.models import DLIB_LANDMARKS, DLIB_RECOGNITION, TEXT_DETECTOR, ModelSpec
 from veil.options import AudioMode, DetectionOptions, Device, InputLimits, VerifyOptions
-from veil.plan.model import Decision, Kind, Plan, box_iou
+from veil.plan.model import Decision, Kind, Plan, Shape, box_iou
 from veil.recognition import FaceRecognizer, RecognitionUnavailable
 from veil.report import Check, Finding, Verification
 from veil.second_look import SecondLook
@@ -197,24 +198,9 @@ class Verifier:
         searched for text, closer; a correct render leaves none to search.
         The whole output is searched only when a person changed the plan:
         on veil's own plan it is the same detector over the same pixels."""
-        failures: list[Finding] = []
+        failures = self._text_under_masks(before, after, plan, None)
         review: list[Finding] = []
         changes = _Changes(before, after, self.options.changed_level)
-        for region, box in plan.regions_at(None, Decision.MASK):
-            if region.kind is Kind.FACE or changes.masked(list(box), _ALL_CHANGED):
-                continue
-            for line in _text_around(after, box):
-                if centre_in(line.box, box):
-                    what = f"{region.label or 'text'} ({region.id})"
-                    failures.append(
-                        Finding(
-                            Check.TEXT,
-                            f"text readable where the plan masks {what}",
-                            box=_int_box(line.box),
-                            score=line.score,
-                        )
-                    )
-                    break
         if not _edited(plan):
             return failures, review
         for line in text_detector(self.options.text_side).lines(after):
@@ -237,6 +223,30 @@ class Verifier:
                     )
                 )
         return failures, review
+
+    def _text_under_masks(self, before: RGB, after: RGB, plan: Plan, frame: int | None) -> list[Finding]:
+        """Text readable in `frame` (None: a photo) where the plan masks a
+        box: each such box whose inside did not all change is searched, closer."""
+        failures: list[Finding] = []
+        changes = _Changes(before, after, self.options.changed_level)
+        for region, box in plan.regions_at(frame, Decision.MASK):
+            if region.kind is Kind.FACE or region.shape is not Shape.BOX:
+                continue
+            if changes.masked(_inside(box), _ALL_CHANGED):
+                continue
+            for line in _text_around(after, box):
+                if centre_in(line.box, box):
+                    failures.append(
+                        Finding(
+                            Check.TEXT,
+                            f"text readable where the plan masks {region.label or 'text'} ({region.id})",
+                            frame=frame,
+                            box=_int_box(line.box),
+                            score=line.score,
+                        )
+                    )
+                    break
+        return failures
 
     def attack_part(self, original: Path, part: Path, keep: range) -> Attacked:
         """Attack the frames of `part`, a file holding frames `keep` of the
@@ -387,6 +397,10 @@ class Verifier:
         if not batch:
             return
         indices = [after.index for _, after in batch]
+        plan = tally.plan
+        if plan is not None and self.options.text and _lists_text(plan):
+            for before, after in batch:
+                tally.failures.extend(self._text_under_masks(before.pixels, after.pixels, plan, after.index))
         for findings in self._attack_frames_at_once(
             [before.pixels for before, _ in batch],
             [after.pixels for _, after in batch],
@@ -522,7 +536,15 @@ class _Changes:
         return float(self._changed(y1, y2, x1, x2).mean()) >= fraction
 
 
-_ALL_CHANGED = 0.95  # a box masked solid changes all its pixels, but where the original had its colour
+_ALL_CHANGED = 0.95  # a box masked solid changes all its inside, but where the original had its colour
+
+
+def _inside(box: tuple[float, float, float, float]) -> list[float]:
+    """`box` without a tenth of it on each side, and a pixel: what lossy
+    encoding leaves of a solid box's edge is no sign of text."""
+    x1, y1, x2, y2 = box
+    dx, dy = (x2 - x1) / 10 + 1, (y2 - y1) / 10 + 1
+    return [x1 + dx, y1 + dy, max(x1 + dx, x2 - dx), max(y1 + dy, y2 - dy)]
 
 
 def _text_around(image: RGB, box: tuple[float, float, float, float]) -> list[TextLine]:
