@@ -202,7 +202,7 @@ def test_summary_line_counts_files_and_faces(
     tagged_jpeg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run("anonymize", tagged_jpeg, "-o", tmp_path / "out") == 0
-    assert "veil: 1 anonymized, 0 failed; 1 faces masked" in capsys.readouterr().err
+    assert "veil: 1 anonymized, 0 failed; 1 faces masked, 1 lines of text masked" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("method", ["blur", "pixelate"])

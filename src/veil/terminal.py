@@ -123,6 +123,10 @@ def summary_line(report: RunReport, report_path: Path | None) -> str:
     if videos:
         parts.append(f"{sum(v.frames for v in videos)} video frames")
     line = f"veil: {', '.join(parts)}; {report.faces} faces masked"
+    text = sum(1 for f in report.files for t in f.text if t.decision == "mask")
+    signs = sum(1 for f in report.files for t in f.text if t.label == "sign" and t.decision != "mask")
+    if text or signs:
+        line += f", {text} lines of text masked, {signs} signs left readable"
     unverified = sum(1 for f in report.files if f.verification_failed)
     if unverified:
         line += f"; {unverified} FAILED VERIFICATION (outputs kept: review them before publishing)"
