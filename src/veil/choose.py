@@ -35,6 +35,7 @@ from veil.detect import Detector, RGBImage
 from veil.detections import Detections
 from veil.options import ChoiceOptions, Precision
 from veil.second_look import SMALL_FACE, Look, SecondLook
+from veil.text import centre_in
 
 
 class Reason(StrEnum):
@@ -179,8 +180,7 @@ def off_signs(
         if reason is not Reason.AMONG_PEOPLE:
             continue
         box = choice.candidates.boxes[index]
-        centre_x, centre_y = float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2
-        if not any(s[0] <= centre_x <= s[2] and s[1] <= centre_y <= s[3] for s in signs):
+        if not any(centre_in(box.tolist(), sign) for sign in signs):
             continue
         seen = looks.get(index)
         if seen is None:

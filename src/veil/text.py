@@ -81,7 +81,7 @@ _MEAN = _STD = 0.5  # the model's input: (pixel / 255 - 0.5) / 0.5, in BGR order
 
 CHESTS = 2
 CHEST_FACE = 80
-_CHEST_SIDE = 640  # a chest is searched at this many pixels on its longer side
+_CLOSER_SIDE = 640  # a chest (or a masked box, by verification) is searched enlarged to this
 _CHEST_WIDTH = 3.0  # face widths across, centred on the face
 _CHEST_HEIGHT = 3.0  # face heights down, from the chin
 
@@ -189,20 +189,29 @@ def blanked(image: RGBImage, lines: Sequence[TextLine]) -> RGBImage:
 def chest_lines(image: RGBImage, faces: Sequence[Sequence[float]]) -> list[TextLine]:
     """Lines of text on the chests below the `CHESTS` largest of `faces`
     (x1, y1, x2, y2) at least `CHEST_FACE` tall, in image pixels."""
-    height, width = image.shape[:2]
     tall = sorted((f for f in faces if f[3] - f[1] >= CHEST_FACE), key=lambda f: f[1] - f[3])[:CHESTS]
     found = []
     for x1, y1, x2, y2 in tall:
         centre, face_width, face_height = (x1 + x2) / 2, x2 - x1, y2 - y1
-        left = max(0, int(centre - _CHEST_WIDTH / 2 * face_width))
-        right = min(width, int(centre + _CHEST_WIDTH / 2 * face_width) + 1)
-        top, bottom = max(0, int(y2)), min(height, int(y2 + _CHEST_HEIGHT * face_height) + 1)
-        if right - left < 8 or bottom - top < 8:
-            continue
-        for line in text_detector(_CHEST_SIDE, enlarge=True).lines(image[top:bottom, left:right]):
-            bx1, by1, bx2, by2 = line.box
-            found.append(TextLine((bx1 + left, by1 + top, bx2 + left, by2 + top), line.letters, line.score))
+        half = _CHEST_WIDTH / 2 * face_width
+        found += lines_within(image, (centre - half, y2, centre + half, y2 + _CHEST_HEIGHT * face_height))
     return found
+
+
+def lines_within(image: RGBImage, area: Box) -> list[TextLine]:
+    """The lines of text in `area` (x1, y1, x2, y2) of `image`, searched
+    closer (enlarged to `_CLOSER_SIDE`), in image pixels; none in an area
+    under 8 pixels across."""
+    height, width = image.shape[:2]
+    left, top = max(0, int(area[0])), max(0, int(area[1]))
+    right, bottom = min(width, int(area[2]) + 1), min(height, int(area[3]) + 1)
+    if right - left < 8 or bottom - top < 8:
+        return []
+    return [
+        TextLine((x1 + left, y1 + top, x2 + left, y2 + top), line.letters, line.score)
+        for line in text_detector(_CLOSER_SIDE, enlarge=True).lines(image[top:bottom, left:right])
+        for x1, y1, x2, y2 in [line.box]
+    ]
 
 
 def joined(lines: Sequence[TextLine], more: Sequence[TextLine]) -> list[TextLine]:
@@ -210,7 +219,7 @@ def joined(lines: Sequence[TextLine], more: Sequence[TextLine]) -> list[TextLine
     box has its centre inside the other)."""
     out = list(lines)
     for line in more:
-        if not any(_centre_in(line.box, seen.box) or _centre_in(seen.box, line.box) for seen in out):
+        if not any(centre_in(line.box, seen.box) or centre_in(seen.box, line.box) for seen in out):
             out.append(line)
     return out
 
@@ -258,7 +267,7 @@ def read_text(
     height) whose masked faces are `faces` (x1, y1, x2, y2): the module
     docstring's rules. Lines over a masked face are left out."""
     face_boxes = [tuple(map(float, f)) for f in faces]
-    lines = [line for line in lines if not any(_centre_in(line.box, face) for face in face_boxes)]
+    lines = [line for line in lines if not any(centre_in(line.box, face) for face in face_boxes)]
     people = len(face_boxes) >= SIGN_FACES
     face_height = float(np.median([f[3] - f[1] for f in face_boxes])) if people else None
     stacked = _stacked(lines)
@@ -273,7 +282,7 @@ def read_text(
     boards = [board(line) for line, why in zip(lines, whys, strict=True) if why is not TextWhy.SMALL]
     found = []
     for line, why in zip(lines, whys, strict=True):
-        if why is TextWhy.SMALL and any(_centre_in(line.box, area) for area in boards):
+        if why is TextWhy.SMALL and any(centre_in(line.box, area) for area in boards):
             why = TextWhy.ON_SIGN
         if why is TextWhy.SMALL:
             found.append(FoundText(_padded(line, size), TextLabel.TEXT, why))
@@ -317,14 +326,10 @@ def _stacked(lines: Sequence[TextLine]) -> list[bool]:
     return stacked
 
 
-def _centre_in(box: Box, outer: Sequence[float]) -> bool:
-    centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    return outer[0] <= centre_x <= outer[2] and outer[1] <= centre_y <= outer[3]
-
-
 def centre_in(box: Sequence[float], outer: Sequence[float]) -> bool:
     """Whether the centre of `box` lies inside `outer` (both x1, y1, x2, y2)."""
-    return _centre_in((box[0], box[1], box[2], box[3]), outer)
+    centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return outer[0] <= centre_x <= outer[2] and outer[1] <= centre_y <= outer[3]
 
 
 @cache

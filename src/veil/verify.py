@@ -29,7 +29,6 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,7 @@ import numpy.typing as npt
 
 from veil import devices, integrity
 from veil.background import prefetched
+from veil.changes import Changes, int_box
 from veil.detect import Detector
 from veil.detections import Detections
 from veil.errors import VeilError
@@ -45,11 +45,11 @@ from veil.media.tags import file_tags
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSource
 from veil.models import DLIB_LANDMARKS, DLIB_RECOGNITION, TEXT_DETECTOR, ModelSpec
 from veil.options import AudioMode, DetectionOptions, Device, InputLimits, VerifyOptions
-from veil.plan.model import Decision, Kind, Plan, Shape, box_iou
+from veil.plan.model import Decision, Plan, box_iou
 from veil.recognition import FaceRecognizer, RecognitionUnavailable
 from veil.report import Check, Finding, Verification
 from veil.second_look import SecondLook
-from veil.text import TextLine, centre_in, text_detector
+from veil.verify_text import lists_text, text_findings, text_under_masks
 
 RGB = npt.NDArray[np.uint8]
 _SEARCH_SIDE = 1280  # the verifiers search images enlarged or reduced towards this long side
@@ -188,65 +188,10 @@ class Verifier:
             return
         tally.frames = 1
         tally.add(self._attack_frames_at_once([before], [after], [None], [True], tally)[0])
-        if tally.plan is not None and self.options.text and _lists_text(tally.plan):
-            tally.add(self._attack_text(before, after, tally.plan))
-
-    def _attack_text(self, before: RGB, after: RGB, plan: Plan) -> tuple[list[Finding], list[Finding]]:
-        """The fifth check (module docstring), on a photo and its plan.
-
-        Each region masked as a box whose pixels did not all change is
-        searched for text, closer; a correct render leaves none to search.
-        The whole output is searched only when a person changed the plan:
-        on veil's own plan it is the same detector over the same pixels."""
-        failures = self._text_under_masks(before, after, plan, None)
-        review: list[Finding] = []
-        changes = _Changes(before, after, self.options.changed_level)
-        if not _edited(plan):
-            return failures, review
-        for line in text_detector(self.options.text_side).lines(after):
-            seen = list(line.box)
-            under = [r for r in plan.regions if (b := r.box_at(None)) is not None and centre_in(seen, b)]
-            if any(r.decision is Decision.MASK for r in under) or changes.masked(
-                seen, self.options.masked_fraction
-            ):
-                continue
-            if not under:
-                review.append(
-                    Finding(Check.TEXT, "text the plan does not list", box=_int_box(seen), score=line.score)
-                )
-            elif any(
-                r.kind is Kind.TEXT and r.label == "text" and r.decision is not Decision.MASK for r in under
-            ):
-                review.append(
-                    Finding(
-                        Check.TEXT, "small text a person left readable", box=_int_box(seen), score=line.score
-                    )
-                )
-        return failures, review
-
-    def _text_under_masks(self, before: RGB, after: RGB, plan: Plan, frame: int | None) -> list[Finding]:
-        """Text readable in `frame` (None: a photo) where the plan masks a
-        box: each such box whose inside did not all change is searched, closer."""
-        failures: list[Finding] = []
-        changes = _Changes(before, after, self.options.changed_level)
-        for region, box in plan.regions_at(frame, Decision.MASK):
-            if region.kind is Kind.FACE or region.shape is not Shape.BOX:
-                continue
-            if changes.masked(_inside(box), _ALL_CHANGED):
-                continue
-            for line in _text_around(after, box):
-                if centre_in(line.box, box):
-                    failures.append(
-                        Finding(
-                            Check.TEXT,
-                            f"text readable where the plan masks {region.label or 'text'} ({region.id})",
-                            frame=frame,
-                            box=_int_box(line.box),
-                            score=line.score,
-                        )
-                    )
-                    break
-        return failures
+        if tally.plan is not None and self.options.text and lists_text(tally.plan):
+            tally.add(
+                text_findings(Changes(before, after, self.options.changed_level), tally.plan, self.options)
+            )
 
     def attack_part(self, original: Path, part: Path, keep: range) -> Attacked:
         """Attack the frames of `part`, a file holding frames `keep` of the
@@ -348,8 +293,8 @@ class Verifier:
         left, top = max(0, math.floor(x1 - grow_x)), max(0, math.floor(y1 - grow_y))
         right, bottom = min(width, math.ceil(x2 + grow_x)), min(height, math.ceil(y2 + grow_y))
         found = search(np.ascontiguousarray(before[top:bottom, left:right])).shifted(left, top)
-        target = _int_box(box)
-        overlaps = [box_iou(_int_box(other), target) for other in found.boxes.tolist()]
+        target = int_box(box)
+        overlaps = [box_iou(int_box(other), target) for other in found.boxes.tolist()]
         if not overlaps or max(overlaps) < 0.3:
             return None
         best: list[float] = found.boxes[int(np.argmax(overlaps))].tolist()
@@ -398,9 +343,10 @@ class Verifier:
             return
         indices = [after.index for _, after in batch]
         plan = tally.plan
-        if plan is not None and self.options.text and _lists_text(plan):
+        if plan is not None and self.options.text and lists_text(plan):
             for before, after in batch:
-                tally.failures.extend(self._text_under_masks(before.pixels, after.pixels, plan, after.index))
+                changes = Changes(before.pixels, after.pixels, self.options.changed_level)
+                tally.failures.extend(text_under_masks(changes, plan, after.index))
         for findings in self._attack_frames_at_once(
             [before.pixels for before, _ in batch],
             [after.pixels for _, after in batch],
@@ -441,7 +387,7 @@ class Verifier:
         tally: _Tally,
     ) -> tuple[list[Finding], list[Finding]]:
         """Judge one frame's finds (RetinaFace's at `scale`, CenterFace's)."""
-        changes = _Changes(before, after, self.options.changed_level)
+        changes = Changes(before, after, self.options.changed_level)
         failures: list[Finding] = []
         review: list[Finding] = []
 
@@ -465,7 +411,7 @@ class Verifier:
                 kept = tally.plan.region_under(frame, box, Decision.KEEP) if tally.plan else None
                 if kept is not None:
                     reason = f"visible by choice ({kept.id}): {kept.reason}"
-                    tally.kept.append(Finding(Check.DETECTION, reason, frame, _int_box(box), round(score, 3)))
+                    tally.kept.append(Finding(Check.DETECTION, reason, frame, int_box(box), round(score, 3)))
                     continue
                 message = f"{name} finds a face outside every mask"
                 dropped = tally.plan.region_under(frame, box, Decision.DROP) if tally.plan else None
@@ -477,7 +423,7 @@ class Verifier:
                 if in_original is not None and not self._seen_again(before, in_original):
                     failing = False  # a vase, a clock face: a person should look, nothing more
                     message += ", not confirmed by a second look at the original"
-                finding = Finding(Check.DETECTION, message, frame, _int_box(box), round(score, 3))
+                finding = Finding(Check.DETECTION, message, frame, int_box(box), round(score, 3))
                 (failures if failing else review).append(finding)
         if compare_faces and self.recognizer is not None:
             faces = self._retinaface.detect(before, scale)
@@ -495,7 +441,7 @@ class Verifier:
                             f"{match.distance:.2f} to the original, {match.control_distance:.2f} "
                             "for a solid fill)",
                             frame,
-                            _int_box(match.box),
+                            int_box(match.box),
                             round(match.distance, 3),
                         )
                     )
@@ -506,86 +452,6 @@ def _search_scale(image: RGB) -> float:
     """Small images are enlarged (up to 2x) so that small faces are seen;
     large ones are searched at their own size."""
     return float(min(2.0, max(1.0, _SEARCH_SIDE / max(image.shape[0], image.shape[1]))))
-
-
-class _Changes:
-    """Which pixels of a frame the output changed (a channel moved by more
-    than `level`), worked out box by box, or for the whole frame on demand."""
-
-    def __init__(self, before: RGB, after: RGB, level: int) -> None:
-        self.before, self.after, self.level = before, after, level
-
-    def _changed(self, top: int, bottom: int, left: int, right: int) -> npt.NDArray[np.bool_]:
-        before = self.before[top:bottom, left:right].astype(np.int16)
-        changed: npt.NDArray[np.bool_] = np.any(
-            np.abs(before - self.after[top:bottom, left:right]) > self.level, axis=2
-        )
-        return changed
-
-    @cached_property
-    def full(self) -> npt.NDArray[np.bool_]:
-        return self._changed(0, self.before.shape[0], 0, self.before.shape[1])
-
-    def masked(self, box: list[float], fraction: float) -> bool:
-        """Whether at least `fraction` of the box changed."""
-        height, width = self.before.shape[:2]
-        x1, y1 = max(0, math.floor(box[0])), max(0, math.floor(box[1]))
-        x2, y2 = min(width, math.ceil(box[2])), min(height, math.ceil(box[3]))
-        if x2 <= x1 or y2 <= y1:
-            return True  # nothing of it lies in the picture
-        return float(self._changed(y1, y2, x1, x2).mean()) >= fraction
-
-
-_ALL_CHANGED = 0.95  # a box masked solid changes all its inside, but where the original had its colour
-
-
-def _inside(box: tuple[float, float, float, float]) -> list[float]:
-    """`box` without a tenth of it on each side, and a pixel: what lossy
-    encoding leaves of a solid box's edge is no sign of text."""
-    x1, y1, x2, y2 = box
-    dx, dy = (x2 - x1) / 10 + 1, (y2 - y1) / 10 + 1
-    return [x1 + dx, y1 + dy, max(x1 + dx, x2 - dx), max(y1 + dy, y2 - dy)]
-
-
-def _text_around(image: RGB, box: tuple[float, float, float, float]) -> list[TextLine]:
-    """The lines of text in `box` and around it (half its size on each
-    side), searched closer, in image pixels."""
-    height, width = image.shape[:2]
-    x1, y1, x2, y2 = box
-    grow_x, grow_y = (x2 - x1) / 2, (y2 - y1) / 2
-    left, top = max(0, int(x1 - grow_x)), max(0, int(y1 - grow_y))
-    right, bottom = min(width, int(x2 + grow_x) + 1), min(height, int(y2 + grow_y) + 1)
-    if right - left < 8 or bottom - top < 8:
-        return []
-    found = text_detector(_CROP_SIDE, enlarge=True).lines(image[top:bottom, left:right])
-    return [
-        TextLine((a + left, b + top, c + left, d + top), line.letters, line.score)
-        for line in found
-        for a, b, c, d in [line.box]
-    ]
-
-
-_CROP_SIDE = 640
-
-
-def _edited(plan: Plan) -> bool:
-    """Whether a person changed the plan: a region drawn, or decided otherwise than veil did."""
-    return any(
-        region.found is None or region.found.decision is not region.decision for region in plan.regions
-    )
-
-
-def _lists_text(plan: Plan) -> bool:
-    """Whether the plan's photo was searched for text, or a person masked a
-    region by hand: only then is text in the output held against it."""
-    return any(
-        r.kind is Kind.TEXT or (r.kind is Kind.MANUAL and r.decision is Decision.MASK) for r in plan.regions
-    )
-
-
-def _int_box(box: list[float] | tuple[float, ...]) -> tuple[int, int, int, int]:
-    x1, y1, x2, y2 = (round(v) for v in box)
-    return x1, y1, x2, y2
 
 
 def _merge(findings: list[Finding]) -> list[Finding]:
