@@ -32,7 +32,7 @@ import numpy as np
 from veil.detect import CenterFaceDetector
 from veil.media.image import read_image
 from veil.options import AnonymizeOptions, MaskMethod, MaskOptions
-from veil.pipeline import anonymize_image
+from veil.photo import anonymize_image
 from veil.recognition import FaceRecognizer
 from veil.retinaface import RetinaFaceDetector
 

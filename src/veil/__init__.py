@@ -26,7 +26,8 @@ from veil.options import (
     Precision,
     VerifyOptions,
 )
-from veil.pipeline import ImageResult, anonymize_file, anonymize_image, anonymize_paths
+from veil.photo import ImageResult, anonymize_image
+from veil.pipeline import anonymize_file, anonymize_paths
 from veil.pipeline import veil_version as _veil_version
 from veil.plan import Decision, Kind, Plan, Region, Shape, load_plan, save_plan
 from veil.rendering import render_file

@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from veil import devices
 from veil.background import Worker, prefetched
-from veil.choose import Choice, ChoosingDetector, Reason
+from veil.choose import Choice, ChoosingDetector
 from veil.detect import Detector
 from veil.detections import Detections
 from veil.errors import OutputExistsError, VeilError
@@ -34,8 +34,9 @@ from veil.media.image import read_image, write_image
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoProbe, VideoSource
 from veil.models import TEXT_DETECTOR, ModelSpec
 from veil.options import AnonymizeOptions
+from veil.photo import frame_text, photo_decisions
 from veil.plan.files import file_sha256, plan_path, save_plan
-from veil.plan.make import TrackRecorder, photo_plan, rounded_box
+from veil.plan.make import TrackRecorder, photo_plan
 from veil.plan.model import Decision, Kind, Mask, Plan, Shape, Source
 from veil.plan.render import draw, opaque_where_changed
 from veil.report import (
@@ -47,7 +48,6 @@ from veil.report import (
     TextReport,
     VideoReport,
 )
-from veil.text import FoundText, centre_in, find_lines, read_text
 from veil.track import FaceTracker, is_scene_cut, thumbnail
 from veil.verify import Attacked, Verifier
 
@@ -59,127 +59,11 @@ FrameProgress = Callable[[int, int], None]  # frames done, frames expected (0: u
 MAX_VIDEO_BYTES = 1 << 40
 
 
-@dataclass(frozen=True)
-class ImageResult:
-    """An anonymized array, the faces that were masked in it and, when the
-    detector chose among candidates, the whole choice."""
-
-    image: npt.NDArray[np.uint8]
-    detections: Detections
-    choice: Choice | None = None
-    text: list[FoundText] = field(default_factory=list)  # every line of text, masked or a sign
-
-    @property
-    def faces(self) -> list[FaceReport]:
-        if self.choice is None:
-            return _face_reports(self.detections)
-        return _face_reports(self.choice.kept, [r for r in self.choice.reasons if r.masked])
-
-    @property
-    def not_masked(self) -> list[FaceReport]:
-        if self.choice is None:
-            return []
-        return _face_reports(self.choice.dropped, [r for r in self.choice.reasons if not r.masked])
-
-
 def veil_version() -> str:
     try:
         return version("veil")
     except PackageNotFoundError:
         return "0+unknown"
-
-
-def anonymize_image(
-    image: npt.NDArray[np.uint8],
-    options: AnonymizeOptions | None = None,
-    detector: Detector | None = None,
-) -> ImageResult:
-    """Mask every face in an upright HxWx3 uint8 RGB array; returns a new array."""
-    options = options or AnonymizeOptions()
-    detector = detector or devices.face_detector(options)
-    found, text = photo_decisions(image, options, detector)
-    if isinstance(found, Choice):
-        return ImageResult(_drawn(image, found.kept, text, options), found.kept, found, text)
-    return ImageResult(_drawn(image, found, text, options), found, None, text)
-
-
-def _drawn(
-    image: npt.NDArray[np.uint8], faces: Detections, text: list[FoundText], options: AnonymizeOptions
-) -> npt.NDArray[np.uint8]:
-    """`image` with `faces` and small `text` hidden as a plan would hide them
-    (`veil.plan.render.draw`)."""
-    masks = [Mask(Shape.ELLIPSE, rounded_box(box)) for box in faces.boxes.tolist()]
-    masks += [Mask(Shape.BOX, rounded_box(found.line.box)) for found in text if found.masked]
-    return draw(image, masks, options.mask)
-
-
-def photo_decisions(
-    image: npt.NDArray[np.uint8], options: AnonymizeOptions, detector: Detector
-) -> tuple[Choice | Detections, list[FoundText]]:
-    """What a photo's search found and what is done with it: the faces (the
-    whole choice, when the detector chooses) and every line of text
-    (`veil.text`), the weak face candidates on a sign looked at again."""
-    found: Choice | Detections = (
-        detector.choice(image) if isinstance(detector, ChoosingDetector) else detector.detect(image)
-    )
-    if not options.text.hide:
-        return found, []
-    text = _read_text(image, found, options)
-    signs = [found_text.line.box for found_text in text if not found_text.masked]
-    if isinstance(found, Choice) and isinstance(detector, ChoosingDetector) and signs:
-        found = detector.off_signs(image, found, signs)
-    return found, _off_faces(text, found, options)
-
-
-def _read_text(
-    image: npt.NDArray[np.uint8], found: Choice | Detections, options: AnonymizeOptions
-) -> list[FoundText]:
-    height, width = image.shape[:2]
-    faces = _sure_faces(found, options).boxes.tolist()
-    return read_text(find_lines(image, faces, options.text.side), faces, (width, height))
-
-
-def _off_faces(
-    text: list[FoundText], found: Choice | Detections, options: AnonymizeOptions
-) -> list[FoundText]:
-    """`text` but for small text over a masked head: the detector marks an
-    eye or a mouth as text now and then, and the head's mask hides it."""
-    faces = found.kept if isinstance(found, Choice) else found
-    heads = [_head(box, options.mask.head_scale) for box in faces.boxes]
-    return [t for t in text if not (t.masked and any(centre_in(t.line.box, h) for h in heads))]
-
-
-def frame_text(
-    image: npt.NDArray[np.uint8], found: Choice | Detections, options: AnonymizeOptions
-) -> Detections:
-    """The small text of a video frame, to be followed and masked (signs are
-    left readable and, in a clip, not listed)."""
-    small = [t for t in _off_faces(_read_text(image, found, options), found, options) if t.masked]
-    return Detections(
-        np.array([t.line.box for t in small], np.float32).reshape(-1, 4),
-        np.array([t.line.score for t in small], np.float32),
-    )
-
-
-def _head(box: npt.NDArray[np.float32], scale: float) -> tuple[float, float, float, float]:
-    """A face box grown by `scale` about its centre: the box of its head's mask."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    grow_x, grow_y = (x2 - x1) * (scale - 1) / 2, (y2 - y1) * (scale - 1) / 2
-    return x1 - grow_x, y1 - grow_y, x2 + grow_x, y2 + grow_y
-
-
-def _sure_faces(found: Choice | Detections, options: AnonymizeOptions) -> Detections:
-    """The faces veil is sure of: those scored sure or confirmed by a look
-    (without a choice, those scored `sure_score`): they give text its scale."""
-    if isinstance(found, Detections):
-        return found.select(np.flatnonzero(found.scores >= options.choice.sure_score))
-    sure = [
-        i
-        for i, reason in enumerate(found.reasons)
-        if reason in (Reason.SURE, Reason.CONFIRMED)
-        or (reason is Reason.EVERY_CANDIDATE and found.candidates.scores[i] >= options.choice.sure_score)
-    ]
-    return found.candidates.select(sure)
 
 
 def anonymize_file(
@@ -602,15 +486,3 @@ def new_run_report(options: AnonymizeOptions, detector: Detector, verifier: Veri
 
 def model_info(model: ModelSpec) -> ModelInfo:
     return ModelInfo(model.name, model.sha256, model.package, model.licence)
-
-
-def _face_reports(detections: Detections, reasons: list[Reason] | None = None) -> list[FaceReport]:
-    why: list[str | None] = [r.value for r in reasons] if reasons is not None else [None] * len(detections)
-    return [
-        FaceReport(
-            box=(round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1)), score=round(score, 3), reason=reason
-        )
-        for (x1, y1, x2, y2), score, reason in zip(
-            detections.boxes.tolist(), detections.scores.tolist(), why, strict=True
-        )
-    ]
