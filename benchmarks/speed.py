@@ -85,7 +85,9 @@ def main() -> int:
                     run = _timed([*veil, str(photos), "-o", str(out)], sources[label])
                     entry[label] = run | _recall(staged, {name: out / name for name in staged}, boxes)
                 if deface:
-                    scaled = [sys.executable, str(Path(__file__).with_name("deface_scaled.py"))]
+                    # deface_scaled.py imports deface: run it on the Python deface was installed for
+                    python = str(Path(deface).with_name("python"))
+                    scaled = [python, str(Path(__file__).with_name("deface_scaled.py"))]
                     runs = {"deface": [deface, *DEFACE_AS_SHIPPED]}
                     if args.deface_scale:
                         runs[f"deface x{args.deface_scale:g}"] = [*scaled, str(args.deface_scale)]

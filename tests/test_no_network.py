@@ -30,7 +30,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from conftest import NetworkUse, taken_attempts
+from conftest import NetworkUse, taken_attempts, unsilenced
 from videos import make_clip
 
 STRACE = ["strace", "-f", "-qq", "-y", "-e", "trace=network,file,%process"]
@@ -160,10 +160,11 @@ def sandbox() -> list[str]:
 
 def fresh_home_env(home: Path) -> dict[str, str]:
     """The environment with HOME in an empty folder, no XDG folders elsewhere, and
-    no ORT_DISABLE_TELEMETRY: veil must set that itself. (This pytest process
-    has it once any test made a detector, and children inherit it.)"""
+    nothing that silences onnxruntime (`unsilenced`): veil must do that itself.
+    (This pytest process has ORT_DISABLE_TELEMETRY once any test made a
+    detector, and CI machines set CI=true.)"""
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_") and k != "ORT_DISABLE_TELEMETRY"}
+    env = unsilenced({k: v for k, v in os.environ.items() if not k.startswith("XDG_")})
     env["HOME"] = str(home)
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # others edit the package: no .pyc written beside it
     return env

