@@ -27,8 +27,8 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from veil import anonymize_file
 from veil.options import AnonymizeOptions
-from veil.pipeline import anonymize_file
 from veil.retinaface import RetinaFaceDetector
 
 from coverage import changed_pixels

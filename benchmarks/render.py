@@ -30,8 +30,8 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from veil.pipeline.render import render_video
 from veil.plan import load_plan
-from veil.plan.render import render_video
 
 from video import evaluation_clips, transcode_floor
 

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from veil import anonymize_image
 from veil.detect import CenterFaceDetector
 from veil.media.image import read_image
 from veil.options import AnonymizeOptions, MaskMethod, MaskOptions
-from veil.photo import anonymize_image
 from veil.recognition import FaceRecognizer
 from veil.retinaface import RetinaFaceDetector
 

@@ -15,6 +15,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
+from veil import anonymize_paths
 from veil.errors import (
     CorruptInputError,
     DecodeLimitError,
@@ -26,7 +27,6 @@ from veil.media.image import read_image
 from veil.media.isolate import Beat, isolated
 from veil.media.video import VideoSource
 from veil.options import AnonymizeOptions, InputLimits
-from veil.pipeline import anonymize_paths
 from veil.report import FileStatus
 
 from videos import make_clip

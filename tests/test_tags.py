@@ -9,8 +9,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, PngImagePlugin
 
+from veil import anonymize_file
 from veil.media.tags import file_tags
-from veil.pipeline import anonymize_file
 
 from videos import make_clip
 

@@ -15,8 +15,8 @@ import pytest
 import skimage.data
 from PIL import Image
 
+from veil import anonymize_file
 from veil.cli import main
-from veil.pipeline import anonymize_file
 from veil.report import Check, Verification
 from veil.verify import Verifier
 

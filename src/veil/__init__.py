@@ -1,5 +1,6 @@
 """veil: hide every face in photos and videos, irreversibly, and strip identifying metadata."""
 
+from veil.batch.run import anonymize_paths
 from veil.choose import Choice, ChoosingDetector, Reason
 from veil.detect import CenterFaceDetector, Detector
 from veil.detections import Detections
@@ -26,11 +27,11 @@ from veil.options import (
     Precision,
     VerifyOptions,
 )
-from veil.photo import ImageResult, anonymize_image
-from veil.pipeline import anonymize_file, anonymize_paths
-from veil.pipeline import veil_version as _veil_version
+from veil.pipeline.anonymizer import Anonymizer, anonymize_file, anonymize_image
+from veil.pipeline.output import veil_version as _veil_version
+from veil.pipeline.photo import ImageResult
+from veil.pipeline.render import render_file
 from veil.plan import Decision, Kind, Plan, Region, Shape, load_plan, save_plan
-from veil.rendering import render_file
 from veil.report import Check, FaceReport, FileReport, FileStatus, Finding, ModelInfo, RunReport, Verification
 from veil.verify import Verifier
 
@@ -38,6 +39,7 @@ __version__ = _veil_version()
 
 __all__ = [
     "AnonymizeOptions",
+    "Anonymizer",
     "CenterFaceDetector",
     "Check",
     "Choice",

@@ -17,7 +17,7 @@ from veil.options import (
     Precision,
     VideoOptions,
 )
-from veil.pipeline import veil_version
+from veil.pipeline.output import veil_version
 
 REPORT_NAME = "veil-report.json"
 VERIFY_REPORT_NAME = "veil-verify.json"

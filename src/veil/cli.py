@@ -39,8 +39,8 @@ from veil.options import (
     TrackingOptions,
     VideoOptions,
 )
-from veil.pipeline import model_info, veil_version
-from veil.rendering import RenderJob, plan_beside, plan_renders, render_jobs
+from veil.pipeline.output import model_info, veil_version
+from veil.pipeline.render import RenderJob, plan_beside, plan_renders, render_jobs
 from veil.report import FileReport, PairReport, RunReport, VerifyRunReport
 from veil.terminal import print_verdict, status_lines, summary_line, with_progress
 from veil.verify import Verifier

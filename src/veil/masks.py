@@ -1,4 +1,8 @@
-"""Hide detected heads. Takes an image and detections, returns a new image.
+"""Hide heads and boxes: the one place veil draws masks on a picture.
+
+`draw` hides a plan's masks (`veil.plan.model.Mask`): `veil anonymize` draws
+with it while detecting, and `veil render` from a saved plan, so the two give
+the same output from the same plan.
 
 The default fill is a solid colour: nothing of the original face survives in
 the masked pixels. Blur and pixelation keep a function of the original pixels
@@ -8,6 +12,7 @@ as explicit, warned choices.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +22,7 @@ import numpy.typing as npt
 
 from veil.detections import Detections
 from veil.options import MaskMethod, MaskOptions
+from veil.plan.model import Mask, Shape
 
 Image = npt.NDArray[np.uint8]
 
@@ -76,6 +82,29 @@ def head_mask(
     for x1, y1, x2, y2 in boxes:
         mask[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)] = 1
     return mask.astype(bool)
+
+
+def draw(image: Image, masks: Sequence[Mask], options: MaskOptions) -> Image:
+    """A copy of `image` with `masks` hidden: ellipses as heads around their
+    face box, boxes exactly. The order of `masks` does not matter."""
+    ordered = sorted(masks, key=lambda m: (m.shape.value, m.box))
+    faces = [m.box for m in ordered if m.shape is Shape.ELLIPSE]
+    heads = head_ellipses(
+        Detections(np.array(faces, np.float32), np.zeros(len(faces), np.float32)), options.head_scale
+    )
+    boxes = [
+        (math.floor(x1), math.floor(y1), math.ceil(x2), math.ceil(y2))
+        for x1, y1, x2, y2 in (m.box for m in ordered if m.shape is Shape.BOX)
+    ]
+    return cover(image, heads, boxes, options)
+
+
+def opaque_where_changed(alpha: Image, before: Image, after: Image) -> Image:
+    """Masks must be seen: make them opaque even where the input was transparent."""
+    changed = np.any(before != after, axis=2)
+    out = alpha.copy()
+    out[changed] = 255
+    return out
 
 
 def apply_masks(image: Image, detections: Detections, options: MaskOptions) -> Image:

@@ -21,7 +21,7 @@ from rich.progress import (
 
 from veil.batch.journal import Standing
 from veil.jobs import Job
-from veil.rendering import RenderJob
+from veil.pipeline.render import RenderJob
 from veil.report import FileReport, FileStatus, RunReport, Verification
 
 SHOWN_FINDINGS = 5  # per file on the terminal; the report has them all

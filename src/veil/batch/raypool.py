@@ -35,7 +35,7 @@ from veil.jobs import Job, failure_report
 from veil.media.files import output_root
 from veil.media.private import PrivateFolder
 from veil.options import AnonymizeOptions
-from veil.pipeline import anonymize_file, new_run_report
+from veil.pipeline.anonymizer import Anonymizer
 from veil.report import FileReport, RunReport
 
 _PROBES, _PROBE_WAIT_S = 60, 1.0  # how long an actor Ray is starting again may take to answer
@@ -73,15 +73,10 @@ class VeilWorker:
                 os.sched_setaffinity(0, cores)
         else:
             engine.set_threads(threads)
-        from veil import devices
-        from veil.verify import Verifier
-
-        self.options = options
-        self.detector = devices.face_detector(options)
-        self.verifier = Verifier(options.verification, options.device) if options.verify else None
+        self.anonymizer = Anonymizer(options)
 
     def describe(self) -> RunReport:
-        return new_run_report(self.options, self.detector, self.verifier)
+        return self.anonymizer.run_report()
 
     def ready(self) -> bool:
         """An answer once the actor is up (after a restart: its models loaded)."""
@@ -89,7 +84,7 @@ class VeilWorker:
 
     def anonymize(self, job: Job) -> FileReport:
         with output_root(job.root):
-            return anonymize_file(job.source, job.target, self.options, self.detector, None, self.verifier)
+            return self.anonymizer.anonymize(job.source, job.target)
 
 
 class RayPool:

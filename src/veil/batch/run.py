@@ -6,22 +6,22 @@ would have written."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
-from veil import devices
 from veil.batch.journal import Journal, JournalError, fingerprint, options_key
 from veil.batch.raypool import RayPool
 from veil.batch.workers import WorkerPool
 from veil.detect import Detector
-from veil.jobs import Job, is_video
+from veil.jobs import Job, is_video, plan_jobs
 from veil.media.files import output_root
 from veil.options import AnonymizeOptions
-from veil.pipeline import FrameProgress, Progress, anonymize_file, new_run_report, veil_version
+from veil.pipeline.anonymizer import Anonymizer
+from veil.pipeline.output import FrameProgress, Progress, veil_version
 from veil.report import FileReport, FileStatus, RunReport
-from veil.verify import Verifier
 
 T = TypeVar("T")
 
@@ -31,6 +31,26 @@ class Ray:
     """`--ray [ADDRESS]`: the cluster at `address`, or (None) a Ray of veil's own."""
 
     address: str | None = None
+
+
+def anonymize_paths(
+    paths: Iterable[Path | str],
+    out_dir: Path | str | None = None,
+    options: AnonymizeOptions | None = None,
+    progress: Progress | None = None,
+    detector: Detector | None = None,
+    on_frame: FrameProgress | None = None,
+) -> RunReport:
+    """Anonymize files and folders (walked recursively) in this process and
+    return the run's report.
+
+    With `out_dir`, each output keeps its path relative to the folder it was
+    found in (a file given directly lands at the top of `out_dir`); without,
+    it is written beside its input as NAME.veil.EXT.
+    """
+    out = Path(out_dir) if out_dir is not None else None
+    planned = plan_jobs([Path(p) for p in paths], out)
+    return run_batch(planned, options or AnonymizeOptions(), None, 1, progress, on_frame, detector)
 
 
 def run_batch(
@@ -110,13 +130,12 @@ def run_batch(
             raise
         pool.close()
     else:
-        detector = detector or devices.face_detector(options)
-        verifier = Verifier(options.verification, options.device) if options.verify else None
-        head = new_run_report(options, detector, verifier)
+        anonymizer = Anonymizer(options, detector)
+        head = anonymizer.run_report()
         for index, job in todo:
             starting(job)
             with output_root(job.root):
-                report = anonymize_file(job.source, job.target, options, detector, on_frame, verifier)
+                report = anonymizer.anonymize(job.source, job.target, on_frame)
             ended(index, job, report)
     head.files = [results[index] for index in range(len(planned))] + gone
     head.warnings.extend(kept.warnings)

@@ -25,15 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from veil import segments
 from veil.errors import quiet_library_logs
 from veil.jobs import Job, failure_report, is_video
 from veil.media.files import output_root
 from veil.media.private import PrivateFolder
 from veil.options import AnonymizeOptions
-from veil.pipeline import FrameProgress, anonymize_file, new_run_report
+from veil.pipeline.anonymizer import Anonymizer
+from veil.pipeline.output import FrameProgress
+from veil.pipeline.parts import Part, PartResult, Survey, anonymize_part, join_parts, plan_parts, survey
 from veil.report import FileReport, RunReport
-from veil.verify import Verifier
 
 ATTEMPTS = 2  # a file whose worker dies twice is reported as failed
 _PR_SET_PDEATHSIG = 1
@@ -76,9 +76,7 @@ def core_shares(jobs: int) -> list[set[int]]:
 
 @dataclass
 class _State:
-    options: AnonymizeOptions
-    detector: Any
-    verifier: Verifier | None
+    anonymizer: Anonymizer
     frames: Any  # a queue for (worker, frames done, frames expected), or None
 
 
@@ -91,11 +89,7 @@ def _start_worker(options: AnonymizeOptions, shares: Any, frames: Any) -> None:
     quiet_library_logs()
     with contextlib.suppress(Exception):  # without its share: the whole machine, slower, not wrong
         os.sched_setaffinity(0, shares.get(timeout=30))
-    from veil import devices
-
-    detector = devices.face_detector(options)
-    verifier = Verifier(options.verification, options.device) if options.verify else None
-    _state = _State(options, detector, verifier, frames)
+    _state = _State(Anonymizer(options), frames)
 
 
 def _anonymize(job: Job) -> FileReport:
@@ -108,9 +102,7 @@ def _anonymize(job: Job) -> FileReport:
 
     try:
         with output_root(job.root):
-            return anonymize_file(
-                job.source, job.target, _state.options, _state.detector, on_frame, _state.verifier
-            )
+            return _state.anonymizer.anonymize(job.source, job.target, on_frame)
     finally:
         if frames is not None:
             frames.put((os.getpid(), 0, 0))  # this worker's video, if any, is over
@@ -129,30 +121,29 @@ def _frame_counter() -> FrameProgress | None:
     return on_frame
 
 
-def _survey(job: Job) -> segments.Survey:
-    return segments.survey(job.source)
+def _survey(job: Job) -> Survey:
+    return survey(job.source)
 
 
-def _part(job: Job, part: segments.Part, folder: Path) -> segments.PartResult:
+def _part(job: Job, part: Part, folder: Path) -> PartResult:
     assert _state is not None
     try:
-        return segments.anonymize_part(
-            job, part, folder, _state.options, _state.detector, _state.verifier, _frame_counter()
-        )
+        held = _state.anonymizer
+        return anonymize_part(job, part, folder, held.options, held.detector, held.verifier, _frame_counter())
     finally:
         if _state.frames is not None:
             _state.frames.put((os.getpid(), 0, 0))
 
 
-def _join(job: Job, parts: list[segments.PartResult]) -> FileReport:
+def _join(job: Job, done: list[PartResult]) -> FileReport:
     assert _state is not None
     with output_root(job.root):
-        return segments.join_parts(job, parts, _state.options, _state.verifier)
+        return join_parts(job, done, _state.anonymizer.options, _state.anonymizer.verifier)
 
 
 def _describe() -> Any:
     assert _state is not None
-    return new_run_report(_state.options, _state.detector, _state.verifier)
+    return _state.anonymizer.run_report()
 
 
 class WorkerPool:
@@ -198,7 +189,7 @@ class WorkerPool:
         """Anonymize `jobs` (index, job), one task a worker at a time, and
         yield each job as it ends. `starting(job)` is called before each
         task that may land the job's output. A long clip is surveyed, done
-        in parts and joined (`veil.segments`); one that cannot be is done
+        in parts and joined (`veil.pipeline.parts`); one that cannot be is done
         whole."""
         waiting = deque(_Task("survey" if self._cuts(job) else "file", index, job) for index, job in jobs)
         attempts: dict[tuple[str, int, int], int] = {}
@@ -260,10 +251,8 @@ class WorkerPool:
             return self._pool.submit(_part, task.job, task.part, splits[task.index].folder.path)
         return self._pool.submit(_join, task.job, list(splits[task.index].done.values()))
 
-    def _split(
-        self, task: _Task, clip: segments.Survey, splits: dict[int, _Split], waiting: deque[_Task]
-    ) -> None:
-        parts = segments.plan_parts(clip, self.jobs, self.options)
+    def _split(self, task: _Task, clip: Survey, splits: dict[int, _Split], waiting: deque[_Task]) -> None:
+        parts = plan_parts(clip, self.jobs, self.options)
         if not parts:
             waiting.appendleft(_Task("file", task.index, task.job))
             return
@@ -272,7 +261,7 @@ class WorkerPool:
             waiting.appendleft(_Task("part", task.index, task.job, part))
 
     def _part_done(
-        self, task: _Task, result: segments.PartResult, splits: dict[int, _Split], waiting: deque[_Task]
+        self, task: _Task, result: PartResult, splits: dict[int, _Split], waiting: deque[_Task]
     ) -> None:
         split = splits.get(task.index)
         if split is None or split.abandoned:
@@ -311,7 +300,7 @@ class _Task:
     kind: str  # "file", "survey", "part" or "join"
     index: int
     job: Job
-    part: segments.Part | None = None
+    part: Part | None = None
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -325,7 +314,7 @@ class _Split:
 
     folder: PrivateFolder
     parts: int
-    done: dict[int, segments.PartResult] = field(default_factory=dict)
+    done: dict[int, PartResult] = field(default_factory=dict)
     abandoned: bool = False
 
 

@@ -32,6 +32,7 @@ from veil.options import InputLimits
 
 # Output container by file suffix.
 VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
+MAX_VIDEO_BYTES = 1 << 40  # a clip larger than this is refused before decoding
 # Stream tags that describe structure, not the recording.
 _NEUTRAL_TAGS = {
     "language", "handler_name", "vendor_id", "major_brand", "minor_version", "compatible_brands", "duration",

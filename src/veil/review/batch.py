@@ -3,7 +3,7 @@ its report, each with its original, output, plan and draft.
 
 Files are known by opaque ids made for this review; nothing outside the
 report's list is ever opened. Applying a draft renders the output again
-from the original (`veil.rendering.render_file`) into a hidden folder of
+from the original (`veil.pipeline.render.render_file`) into a hidden folder of
 OUTDIR and verifies it; only a render that passed is swapped in with its
 plan. One that failed is deleted and refused (`Rejected`): the output on
 disk and its plan stay as they were, byte for byte, and so does the
@@ -28,9 +28,9 @@ from veil.errors import VeilError
 from veil.jobs import is_video
 from veil.media.files import publish_bytes
 from veil.options import AnonymizeOptions, AudioMode, Device, VideoOptions
+from veil.pipeline.render import render_file
 from veil.plan.files import check_plan_source, file_sha256, load_plan, plan_path
 from veil.plan.model import Plan
-from veil.rendering import render_file
 from veil.report import FileReport, FileStatus, ReviewRecord, RunReport
 from veil.review.draft import Draft, draft_path
 from veil.second_look import SecondLook

@@ -19,11 +19,11 @@ import numpy as np
 import numpy.typing as npt
 import simplejpeg
 
+from veil.masks import draw
 from veil.media.image import read_image
 from veil.media.video import FrameReader
 from veil.options import InputLimits
 from veil.plan.model import Box
-from veil.plan.render import draw
 from veil.review.batch import Batch, Item, ReviewError
 from veil.review.people import crop_around, surest_frame
 

@@ -1,19 +1,27 @@
-"""Rendering from plans: `veil render`'s jobs, one file or folders, and
-the report of what a person decided. No detector runs here; the output is
-verified as `veil anonymize` verifies its own (`veil.pipeline`)."""
+"""Rendering from plans: an original and its plan in, an output out, no
+detector (`veil render`, the review page's Apply). The output is verified
+as `veil anonymize` verifies its own, through the same envelope
+(`veil.pipeline.output`), and the report says what a person decided.
+"""
 
 from __future__ import annotations
 
 import logging
+from contextlib import closing
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
-from veil.errors import OutputExistsError, VeilError
+from veil.background import Worker, prefetched
+from veil.errors import OutputExistsError, PlanError, VeilError
 from veil.jobs import failure_report, is_video, plan_jobs
-from veil.media.files import check_input_file, output_root
-from veil.options import AnonymizeOptions
-from veil.pipeline import (
-    MAX_VIDEO_BYTES,
+from veil.masks import draw, opaque_where_changed
+from veil.media.encode import VideoSink
+from veil.media.files import atomic_output, check_input_file, output_root
+from veil.media.image import read_image, write_image
+from veil.media.video import MAX_VIDEO_BYTES, VIDEO_FORMATS, VideoFrameIn, VideoSource
+from veil.options import AnonymizeOptions, InputLimits, VideoOptions
+from veil.pipeline.output import (
     FrameProgress,
     Progress,
     model_info,
@@ -25,8 +33,14 @@ from veil.pipeline import (
 )
 from veil.plan.files import check_plan_source, load_plan, plan_path
 from veil.plan.model import Decision, Plan
-from veil.plan.render import Rendered, render_photo, render_video
-from veil.report import Decisions, FileReport, FileStatus, KeptRegion, RunReport, VideoReport
+from veil.report import (
+    Decisions,
+    FileReport,
+    FileStatus,
+    KeptRegion,
+    RunReport,
+    VideoReport,
+)
 from veil.verify import Verifier
 
 log = logging.getLogger(__name__)
@@ -133,6 +147,113 @@ def _rendered_report(
         video=video,
         plan=plan_file,
         decisions=plan_decisions(plan),
+    )
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What rendering wrote."""
+
+    format: str
+    width: int
+    height: int
+    metadata_removed: list[str]
+    orientation_applied: int | None = None
+    frames: int | None = None
+    duration_s: float | None = None
+    time_base: str | None = None
+    audio: str | None = None
+    rotation_baked: int | None = None
+
+
+def check_size(plan: Plan, width: int, height: int) -> None:
+    if (plan.source.width, plan.source.height) != (width, height):
+        raise PlanError(
+            f"plan: made for a {plan.source.width}x{plan.source.height} picture, "
+            f"the original is {width}x{height} upright"
+        )
+
+
+def render_photo(original: Path, plan: Plan, target: Path, limits: InputLimits | None = None) -> Rendered:
+    if plan.is_video:
+        raise PlanError("plan: made for a video, the original is a photo")
+    decoded = read_image(original, limits)
+    height, width = decoded.pixels.shape[:2]
+    check_size(plan, width, height)
+    image = draw(decoded.pixels, plan.masks_at(None), plan.mask)
+    alpha = decoded.alpha
+    if alpha is not None:
+        alpha = opaque_where_changed(alpha, decoded.pixels, image)
+    write_image(target, image, alpha, decoded.encoding)
+    return Rendered(
+        decoded.encoding.format, width, height, decoded.metadata, orientation_applied=decoded.orientation
+    )
+
+
+def render_video(
+    original: Path,
+    plan: Plan,
+    target: Path,
+    options: VideoOptions | None = None,
+    on_frame: FrameProgress | None = None,
+) -> Rendered:
+    """Decode `original`, hide each frame's masks, encode; nothing is detected."""
+    options = options or VideoOptions()
+    if not plan.is_video:
+        raise PlanError("plan: made for a photo, the original is a video")
+    check_input_file(original, MAX_VIDEO_BYTES)
+    container_format = VIDEO_FORMATS[target.suffix.lower()]
+    with VideoSource(original) as video:
+        probe = video.probe
+        check_size(plan, probe.width, probe.height)
+        with atomic_output(target) as temporary:
+            sink = VideoSink(
+                temporary,
+                container_format,
+                probe,
+                video.audio_stream,
+                options.audio,
+                options.crf,
+                options.bitrate_cap,
+            )
+            encoder = Worker()
+
+            def encode(frame: VideoFrameIn) -> None:
+                sink.write_frame(draw(frame.pixels, plan.masks_at(frame.index), plan.mask), frame.pts)
+                if on_frame is not None:
+                    on_frame(sink.frames, probe.frames)
+
+            try:
+                with closing(prefetched(video.iter_media())) as media:
+                    for item in media:
+                        if isinstance(item, VideoFrameIn):
+                            if item.index >= (plan.source.frames or 0):
+                                raise PlanError(
+                                    f"plan: made for {plan.source.frames} frames, the original has more"
+                                )
+                            encoder.submit(partial(encode, item))
+                        else:
+                            encoder.submit(partial(sink.write_audio, item))
+                encoder.finish()
+                if sink.frames != plan.source.frames:
+                    raise PlanError(
+                        f"plan: made for {plan.source.frames} frames, the original has {sink.frames}"
+                    )
+                sink.close()
+            except BaseException:
+                encoder.abandon()
+                sink.abort()
+                raise
+    return Rendered(
+        container_format,
+        probe.width,
+        probe.height,
+        probe.metadata,
+        frames=sink.frames,
+        duration_s=round(float(sink.duration), 6),
+        time_base=str(probe.time_base),
+        audio=sink.audio_outcome,
+        rotation_baked=probe.rotation,
     )
 
 

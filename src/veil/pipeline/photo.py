@@ -3,12 +3,13 @@ picture drawn from that.
 
 `photo_decisions` is the one place a picture's faces and text are decided
 (`veil.choose`, `veil.text`): for `anonymize_image`, for a photo file
-(`veil.pipeline`) and, through `frame_text`, for a clip's frames.
+(`anonymize_photo`) and, through `frame_text`, for a clip's frames.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -17,12 +18,18 @@ from veil import devices
 from veil.choose import Choice, ChoosingDetector, Reason
 from veil.detect import Detector
 from veil.detections import Detections
-from veil.masks import head_ellipses
+from veil.masks import draw, head_ellipses, opaque_where_changed
+from veil.media.image import read_image, write_image
 from veil.options import AnonymizeOptions
-from veil.plan.make import rounded_box
-from veil.plan.model import Mask, Shape
-from veil.plan.render import draw
-from veil.report import FaceReport
+from veil.pipeline.output import region_reports, text_reports, veil_version
+from veil.plan.files import file_sha256
+from veil.plan.make import photo_plan, rounded_box
+from veil.plan.model import Decision, Mask, Plan, Shape, Source
+from veil.report import (
+    FaceReport,
+    FileReport,
+    FileStatus,
+)
 from veil.text import FoundText, centre_in, find_lines, read_text
 
 
@@ -67,7 +74,7 @@ def _drawn(
     image: npt.NDArray[np.uint8], faces: Detections, text: list[FoundText], options: AnonymizeOptions
 ) -> npt.NDArray[np.uint8]:
     """`image` with `faces` and small `text` hidden as a plan would hide them
-    (`veil.plan.render.draw`)."""
+    (`veil.masks.draw`)."""
     masks = [Mask(Shape.ELLIPSE, rounded_box(box)) for box in faces.boxes.tolist()]
     masks += [Mask(Shape.BOX, rounded_box(found.line.box)) for found in text if found.masked]
     return draw(image, masks, options.mask)
@@ -146,3 +153,33 @@ def _face_reports(detections: Detections, reasons: list[Reason] | None = None) -
             detections.boxes.tolist(), detections.scores.tolist(), why, strict=True
         )
     ]
+
+
+def anonymize_photo(
+    source: Path, target: Path, options: AnonymizeOptions, detector: Detector
+) -> tuple[FileReport, Plan]:
+    """Detect, make the plan, render the output from it."""
+    decoded = read_image(source, options.limits)
+    height, width = decoded.pixels.shape[:2]
+    found, text = photo_decisions(decoded.pixels, options, detector)
+    origin = Source(source.name, file_sha256(source), width, height)
+    plan = photo_plan(origin, found, options.mask, veil_version(), text)
+    image = draw(decoded.pixels, plan.masks_at(None), plan.mask)
+    alpha = decoded.alpha
+    if alpha is not None:
+        alpha = opaque_where_changed(alpha, decoded.pixels, image)
+    write_image(target, image, alpha, decoded.encoding)
+    report = FileReport(
+        input=str(source),
+        status=FileStatus.ANONYMIZED,
+        output=str(target),
+        format=decoded.encoding.format,
+        width=width,
+        height=height,
+        orientation_applied=decoded.orientation,
+        faces=region_reports(plan, Decision.MASK),
+        not_masked=region_reports(plan, Decision.DROP),
+        text=text_reports(plan),
+        metadata_removed=decoded.metadata,
+    )
+    return report, plan

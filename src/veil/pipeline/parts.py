@@ -34,21 +34,16 @@ from veil.errors import SeekError
 from veil.jobs import Job
 from veil.media.encode import VideoSink
 from veil.media.files import atomic_output, check_input_file
-from veil.media.video import VIDEO_FORMATS, VideoSource
+from veil.media.video import MAX_VIDEO_BYTES, VIDEO_FORMATS, VideoSource
 from veil.options import AnonymizeOptions, AudioMode
-from veil.pipeline import (
-    FrameProgress,
-    Span,
-    output_sink,
-    stream_frames,
-    video_result,
-    write_checked,
-)
+from veil.pipeline.clip import Span, output_sink, stream_frames, video_result
+from veil.pipeline.output import FrameProgress, write_checked
 from veil.plan.files import file_sha256
 from veil.plan.make import TrackRecorder
 from veil.plan.model import Plan
-from veil.plan.render import MAX_VIDEO_BYTES
-from veil.report import FileReport
+from veil.report import (
+    FileReport,
+)
 from veil.verify import Attacked, Verifier
 
 
