@@ -53,7 +53,7 @@ def main() -> int:
     parser.add_argument("--before", action="append", default=[], help="LABEL=PYTHON: another veil's Python")
     args = parser.parse_args()
     folder = args.data / "widerface-dev" / "images"
-    photos = sorted(str(p) for p in folder.glob("*.jpg"))[: args.photos]
+    photos = sorted(str(p) for p in folder.rglob("*.jpg"))[: args.photos]
     if not photos:
         print(f"benchmark skipped: no photos at {folder}")
         return 0

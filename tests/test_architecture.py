@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import veil
+import veil.errors
 
 PACKAGE = Path(veil.__file__).parent
 
@@ -146,3 +147,24 @@ def test_every_module_has_a_layer() -> None:
 def test_imports_go_down(name: str) -> None:
     upward = [target for target in sorted(graph()[name]) if layer(target) > layer(name)]
     assert not upward, f"{name} (layer {layer(name)}) imports from above: {upward}"
+
+
+def test_every_exception_lives_in_errors_and_is_a_veil_error() -> None:
+    """One tree (`veil.errors`): a caller catches VeilError and has every
+    failure veil raises on purpose."""
+    tree = ast.parse((PACKAGE / "errors.py").read_text())
+    ours = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
+    assert all(issubclass(getattr(veil.errors, name), veil.errors.VeilError) for name in ours)
+    elsewhere = []
+    for name, path in module_names().items():
+        if name == "veil.errors":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            bases = {
+                base.id if isinstance(base, ast.Name) else getattr(base, "attr", "") for base in node.bases
+            }
+            if bases & (ours | {"Exception", "BaseException"}) or any(b.endswith("Error") for b in bases):
+                elsewhere.append(f"{name}.{node.name}")
+    assert not elsewhere, f"exceptions outside veil/errors.py: {elsewhere}"

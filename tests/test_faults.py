@@ -174,9 +174,7 @@ def test_a_full_disk_fails_every_file_and_the_report_loudly(
     assert result.returncode == 1, result.stderr
     for source in sources:
         one_error(result.stderr, source, "No space left on device")
-    report_line = [
-        line for line in result.stderr.splitlines() if line.startswith("error: report not written")
-    ]
+    report_line = [line for line in result.stderr.splitlines() if line.startswith("veil: report not written")]
     assert report_line and "No space left on device" in report_line[0], result.stderr
     assert "Traceback" not in result.stderr
     assert os.listdir(seen) == ["filler"] and (seen / "filler").stat().st_size == 16384
@@ -203,7 +201,7 @@ def test_read_only_output_folder_fails_every_file_with_one_line(
     assert result.returncode == 1, result.stderr
     for source in sources:
         one_error(result.stderr, source, "Read-only file system")
-    assert "error: report not written" in result.stderr
+    assert "veil: report not written" in result.stderr
     assert "Traceback" not in result.stderr
     assert tree(out) == {} and tree(inputs) == before
 

@@ -13,13 +13,13 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from veil.errors import PlanError
+from veil.errors import PlanError, RejectedError, ReviewError
 from veil.media.video import FrameReader, VideoSource
 from veil.plan.edit import SPREAD, inside_picture, moved, removed, spanned, split, whole_clip
 from veil.plan.files import load_plan
 from veil.plan.model import Decision, Found, FrameBox, Kind, Plan, Region, Source
 from veil.plan.read import plan_from_dict
-from veil.review.batch import Batch, Rejected, ReviewError
+from veil.review.batch import Batch
 from veil.review.draft import Draft, draft_path
 from veil.review.follow import followed
 from veil.review.uncover import dropped_by_person, uncovered
@@ -171,7 +171,7 @@ def test_an_apply_whose_render_fails_verification_changes_nothing(reviewed: Path
     )
     before = output.read_bytes(), plan_file.read_bytes(), report_file.read_bytes()
     batch.change(item, lambda plan: plan.decide("f1", Decision.DROP))  # the astronaut's face, uncovered
-    with pytest.raises(Rejected, match="not applied: the new render failed verification") as refused:
+    with pytest.raises(RejectedError, match="not applied: the new render failed verification") as refused:
         batch.apply(item)
     assert (output.read_bytes(), plan_file.read_bytes(), report_file.read_bytes()) == before  # byte for byte
     assert refused.value.report.verification is not None and refused.value.report.verification.failures

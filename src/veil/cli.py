@@ -20,10 +20,10 @@ from rich.console import Console
 
 from veil import devices, netns
 from veil.arguments import LOCAL_RAY, RENDER_REPORT_NAME, REPORT_NAME, VERIFY_REPORT_NAME, build_parser
-from veil.batch.journal import JOURNAL_NAME, Journal, JournalError, read_standing
+from veil.batch.journal import JOURNAL_NAME, Journal, read_standing
 from veil.batch.run import Ray, run_batch
 from veil.batch.workers import default_jobs
-from veil.errors import VeilError, quiet_library_logs
+from veil.errors import JournalError, VeilError, quiet_library_logs
 from veil.jobs import Job, is_video, plan_jobs, plan_pairs
 from veil.media.files import publish_bytes
 from veil.options import (
@@ -42,7 +42,7 @@ from veil.options import (
 from veil.pipeline.output import model_info, veil_version
 from veil.pipeline.render import RenderJob, plan_beside, plan_renders, render_jobs
 from veil.report import FileReport, PairReport, RunReport, VerifyRunReport
-from veil.terminal import print_verdict, status_lines, summary_line, with_progress
+from veil.terminal import file_error, print_verdict, say_error, status_lines, summary_line, with_progress
 from veil.verify import Verifier
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # argparse exits 2 on usage errors
@@ -62,13 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             _private_network(sys.argv[1:] if argv is None else list(argv))
         except VeilError as e:
-            Console(stderr=True).print(f"veil: --ray: {e}", highlight=False, markup=False)
+            say_error(f"--ray: {e}")
             return EXIT_FAILED
     if args.command == "verify":
         try:
             return run_verify(args)
         except KeyboardInterrupt:
-            Console(stderr=True).print("veil: interrupted", highlight=False, markup=False)
+            say_error("interrupted")
             return EXIT_INTERRUPTED
     if args.command == "review":
         return run_review(args)
@@ -83,9 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return run_render(args, options)
         except KeyboardInterrupt:
-            Console(stderr=True).print(
-                "veil: interrupted; files already written are complete", highlight=False, markup=False
-            )
+            say_error("interrupted; files already written are complete")
             return EXIT_INTERRUPTED
     try:
         options = AnonymizeOptions(
@@ -105,11 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run_anonymize(args, options)
     except KeyboardInterrupt:
-        Console(stderr=True).print(
-            "veil: interrupted; files already written are complete, the rest were not anonymized",
-            highlight=False,
-            markup=False,
-        )
+        say_error("interrupted; files already written are complete, the rest were not anonymized")
         return EXIT_INTERRUPTED
 
 
@@ -159,7 +153,7 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
     try:
         detector = devices.face_detector(options) if jobs == 1 and ray is None else None  # workers: their own
     except VeilError as e:
-        errors.print(f"veil: {type(e).__name__}: {e}", highlight=False, markup=False)
+        say_error(str(e))
         return EXIT_FAILED
     journal: Journal | None = None
     try:
@@ -181,7 +175,7 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
     try:
         report = with_progress(out, errors, planned, has_video, work)
     except VeilError as e:  # the batch could not run at all (Ray did not start)
-        errors.print(f"veil: {e}", highlight=False, markup=False)
+        say_error(str(e))
         return EXIT_FAILED
     finally:
         if journal is not None:
@@ -191,9 +185,7 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
     report.warnings.extend(warnings)
     report_error = _write_report(report, report_path, [Path(p) for p in args.paths])
     if report_error:
-        errors.print(
-            f"error: report not written: {report_error}", highlight=False, markup=False, soft_wrap=True
-        )
+        say_error(f"report not written: {report_error}")
     out.print(
         summary_line(report, None if report_error else report_path),
         highlight=False,
@@ -208,7 +200,7 @@ def run_status(args: argparse.Namespace) -> int:
     try:
         standing = read_standing(args.outdir / JOURNAL_NAME)
     except VeilError as e:
-        Console(stderr=True).print(f"veil: {e}", highlight=False, markup=False)
+        say_error(str(e))
         return EXIT_FAILED
     out.print(status_lines(args.outdir, standing), highlight=False, markup=False, soft_wrap=True)
     return EXIT_OK
@@ -222,7 +214,7 @@ def run_review(args: argparse.Namespace) -> int:
     try:
         batch = Batch(args.outdir, Device(args.device))
     except VeilError as e:
-        errors.print(f"veil: {e}", highlight=False, markup=False, soft_wrap=True)
+        say_error(str(e))
         return EXIT_FAILED
 
     def ready(url: str) -> None:
@@ -255,10 +247,10 @@ def run_render(args: argparse.Namespace, options: AnonymizeOptions) -> int:
         )
     for path in (args.original, args.plan):
         if not path.exists():
-            errors.print(f"veil: no such file or folder: {path}", highlight=False, markup=False)
+            say_error(f"no such file or folder: {path}")
             return EXIT_FAILED
     if args.original.is_dir() != args.plan.is_dir():
-        errors.print("veil: ORIGINAL and PLAN must both be files or both be folders", highlight=False)
+        say_error("ORIGINAL and PLAN must both be files or both be folders")
         return EXIT_FAILED
     planned = plan_renders(args.original, args.plan, args.output)
     has_video = any(isinstance(entry, RenderJob) and is_video(entry.source) for entry in planned)
@@ -271,11 +263,9 @@ def run_render(args: argparse.Namespace, options: AnonymizeOptions) -> int:
     report_path = args.report or folder / RENDER_REPORT_NAME
     report_error = _write_report(report, report_path, [args.original, args.plan])
     if report_error:
-        errors.print(
-            f"error: report not written: {report_error}", highlight=False, markup=False, soft_wrap=True
-        )
-    line = summary_line(report, None if report_error else report_path).replace("anonymized", "rendered", 1)
-    out.print(line.replace(" faces masked", " masks drawn"), highlight=False, markup=False, soft_wrap=True)
+        say_error(f"report not written: {report_error}")
+    line = summary_line(report, None if report_error else report_path, "rendered", "masks drawn")
+    out.print(line, highlight=False, markup=False, soft_wrap=True)
     for file in report.files:
         if file.decisions is not None and file.decisions.kept:
             kept = "; ".join(f"{k.id}: {k.reason}" for k in file.decisions.kept)
@@ -303,12 +293,12 @@ def run_verify(args: argparse.Namespace) -> int:
     out = Console(stderr=True, quiet=args.quiet)
     errors = Console(stderr=True)  # failures are printed even with -q, as anonymize does
     if not args.original.exists():
-        errors.print(f"veil: no such file or folder: {args.original}", highlight=False, markup=False)
+        say_error(f"no such file or folder: {args.original}")
         return EXIT_FAILED
     try:
         verifier = Verifier(device=Device(args.device))
     except VeilError as e:
-        errors.print(f"veil: {type(e).__name__}: {e}", highlight=False, markup=False)
+        say_error(str(e))
         return EXIT_FAILED
     if verifier.recognition_missing:
         out.print(f"note: {verifier.recognition_missing}", style="yellow", highlight=False, markup=False)
@@ -322,15 +312,13 @@ def run_verify(args: argparse.Namespace) -> int:
         pair = _verify_pair(verifier, original, output, audio)
         report.files.append(pair)
         if pair.error is not None:
-            errors.print(f"ERROR {original}: {pair.error}", highlight=False, markup=False, soft_wrap=True)
+            file_error(errors, str(original), pair.error)
         elif pair.verification is not None:
             print_verdict(out if pair.passed else errors, str(output), pair.verification)
     report_path = args.report or Path.cwd() / VERIFY_REPORT_NAME
     report_error = _write_report(report, report_path, [args.original, args.anonymized])
     if report_error:
-        errors.print(
-            f"error: report not written: {report_error}", highlight=False, markup=False, soft_wrap=True
-        )
+        say_error(f"report not written: {report_error}")
         return EXIT_FAILED
     passed = sum(1 for f in report.files if f.passed)
     failed = len(report.files) - passed

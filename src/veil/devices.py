@@ -10,16 +10,12 @@ from typing import TYPE_CHECKING
 
 from veil.choose import ChoosingDetector
 from veil.detect import CenterFaceDetector, Detector
-from veil.errors import VeilError
+from veil.errors import DeviceUnavailableError
 from veil.options import AnonymizeOptions, DetectionOptions, Device
 from veil.retinaface import RetinaFaceDetector
 
 if TYPE_CHECKING:
     from veil.gpu import TorchRetinaFace
-
-
-class Unavailable(VeilError):
-    """A GPU was asked for and there is none that veil can use."""
 
 
 def resolve(device: Device) -> Device:
@@ -31,7 +27,9 @@ def resolve(device: Device) -> Device:
     if cuda_available():
         return Device.CUDA
     if device is Device.CUDA:
-        raise Unavailable("no CUDA GPU that veil can use (pip install 'veil[gpu]': PyTorch with CUDA)")
+        raise DeviceUnavailableError(
+            "no CUDA GPU that veil can use (pip install 'veil[gpu]': PyTorch with CUDA)"
+        )
     return Device.CPU
 
 

@@ -7,17 +7,31 @@ VeilError
 │   ├── UnsupportedFormatError  not a photo format veil handles
 │   ├── CorruptInputError       truncated or damaged data
 │   ├── ImageTooLargeError      more pixels than allowed (decompression bombs)
-│   ├── DecodeLimitError        decoding ran past its time or memory limit, or crashed
-│   └── SeekError               a video that cannot be read in pieces from its key frames
+│   └── DecodeLimitError        decoding ran past its time or memory limit, or crashed
 ├── OutputError             veil refuses to write or could not write
 │   └── OutputExistsError       the output path exists already
 ├── ModelError              the bundled detection model is missing or altered
-└── PlanError               a mask plan that is malformed, of another schema or for another file
+├── PlanError               a mask plan that is malformed, of another schema or for another file
+├── SeekError               a clip that cannot be cut into parts: it is done in one piece
+├── DeviceUnavailableError  --device cuda without a GPU veil can use
+├── RecognitionUnavailableError  dlib or its models are not installed (veil[audit])
+├── WorkerDiedError         the worker (a process or a Ray actor) doing a file died, each try
+├── DecoderGoneError        the decoding server ended before a child took the request
+├── JournalError            a batch journal that cannot be opened, read or written
+├── RayStartError           Ray is missing, or would not start or connect
+├── PrivateNetworkError     no network namespace of veil's own (for a local Ray)
+└── ReviewError             a run or file that cannot be reviewed, or an edit refused
+    ├── RejectedError           Apply's render failed verification and was not swapped in
+    └── NotFoundError           the review page asked for something that is not there
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from veil.report import FileReport
 
 
 class VeilError(Exception):
@@ -44,11 +58,6 @@ class CorruptInputError(InputError):
     """The file is truncated or its data is damaged."""
 
 
-class SeekError(InputError):
-    """A video whose frames, read from a key frame on, are not those its
-    packets' timestamps promise: it is anonymized in one piece instead."""
-
-
 class ImageTooLargeError(InputError):
     """The image declares more pixels than veil will decode."""
 
@@ -73,6 +82,61 @@ class ModelError(VeilError):
 class PlanError(VeilError, ValueError):
     """A mask plan veil cannot use: malformed, of an unknown schema, or made
     for another file."""
+
+
+class SeekError(VeilError):
+    """A clip whose frames, read from a key frame on, are not those its
+    packets' timestamps promise, or whose parts did not come out as one
+    piece would: it is anonymized in one piece instead."""
+
+
+class DeviceUnavailableError(VeilError):
+    """The device asked for (`--device cuda`) cannot be used here."""
+
+
+class RecognitionUnavailableError(VeilError):
+    """dlib or its models are not installed (pip install 'veil[audit]')."""
+
+
+class WorkerDiedError(VeilError):
+    """The worker process or Ray actor doing a file died on every try."""
+
+    def __init__(self, worker: str, attempts: int) -> None:
+        super().__init__(f"the {worker} processing it died {attempts} times (out of memory, or killed)")
+
+
+class DecoderGoneError(VeilError):
+    """The decoding server ended before a child took the request (it is
+    started again, once)."""
+
+
+class JournalError(VeilError):
+    """A batch journal that cannot be opened, read or written."""
+
+
+class RayStartError(VeilError):
+    """Ray is missing, or would not start or connect."""
+
+
+class PrivateNetworkError(VeilError):
+    """This system refuses veil a network namespace of its own."""
+
+
+class ReviewError(VeilError):
+    """The run or one of its files cannot be reviewed, or an edit is refused (one line)."""
+
+
+class RejectedError(ReviewError):
+    """Apply rendered the draft, and the render failed verification: it was
+    not swapped in. `report` is the render's report, with the findings."""
+
+    def __init__(self, message: str, report: FileReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class NotFoundError(ReviewError):
+    """The review page asked for a file, frame or region that is not there."""
 
 
 def quiet_library_logs() -> None:

@@ -24,16 +24,12 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from veil.errors import VeilError
+from veil.errors import PrivateNetworkError
 
 # Set for the process run again inside the namespace: its own pid (unshare
 # execs the command, so the pid does not change), which no child shares.
 _MARK = "VEIL_PRIVATE_NETWORK"
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
-
-
-class PrivateNetworkError(VeilError):
-    """No private network namespace can be made here."""
 
 
 def inside() -> bool:

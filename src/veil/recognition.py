@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from veil.detections import Detections
-from veil.errors import ModelError
+from veil.errors import ModelError, RecognitionUnavailableError
 from veil.models import DLIB_LANDMARKS, DLIB_RECOGNITION, verified_model_path
 
 CONTROL_MARGIN = 0.05
@@ -41,10 +41,6 @@ FLAT_PERCENTILE = 95
 MIN_FACE_SIDE = 20  # px; below this the descriptors carry too little to compare
 
 INSTALL_HINT = "pip install 'veil[audit]'"
-
-
-class RecognitionUnavailable(Exception):
-    """dlib or its models are not installed."""
 
 
 @dataclass(frozen=True)
@@ -72,12 +68,12 @@ class FaceRecognizer:
         try:
             import dlib
         except ImportError as e:
-            raise RecognitionUnavailable(f"dlib is not installed ({INSTALL_HINT})") from e
+            raise RecognitionUnavailableError(f"dlib is not installed ({INSTALL_HINT})") from e
         try:
             landmarks = verified_model_path(DLIB_LANDMARKS)
             recognition = verified_model_path(DLIB_RECOGNITION)
         except ModelError as e:
-            raise RecognitionUnavailable(f"{e} ({INSTALL_HINT})") from e
+            raise RecognitionUnavailableError(f"{e} ({INSTALL_HINT})") from e
         self._dlib: Any = dlib
         self._landmarks: Any = dlib.shape_predictor(str(landmarks))
         self._net: Any = dlib.face_recognition_model_v1(str(recognition))

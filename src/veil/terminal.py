@@ -47,9 +47,7 @@ def with_progress(
             if file.status is FileStatus.FAILED:
                 failed += 1
                 bar.update(task, description=f"files ({failed} failed)")
-                errors.print(
-                    f"error: {file.input}: {file.error}", highlight=False, markup=False, soft_wrap=True
-                )
+                file_error(errors, file.input, file.error or "failed")
             elif file.verification is not None and not file.verification.passed:
                 print_verdict(errors, file.output or file.input, file.verification)
             bar.update(frames, visible=False, completed=0)
@@ -112,17 +110,31 @@ def status_lines(folder: Path, standing: Standing) -> str:
     return f"{folder}: {', '.join(parts)}\nbatch {state}; last change {when}"
 
 
-def summary_line(report: RunReport, report_path: Path | None) -> str:
+def say_error(message: str) -> None:
+    """What stopped a whole command, as one line on stderr (printed even
+    with -q): `veil: MESSAGE`. A single file's failure is `file_error`."""
+    Console(stderr=True).print(f"veil: {message}", highlight=False, markup=False, soft_wrap=True)
+
+
+def file_error(console: Console, path: str, message: str) -> None:
+    """One file that failed, as one line: `error: PATH: MESSAGE` (the rest of the run goes on)."""
+    console.print(f"error: {path}: {message}", highlight=False, markup=False, soft_wrap=True)
+
+
+def summary_line(
+    report: RunReport, report_path: Path | None, done_as: str = "anonymized", masks_as: str = "faces masked"
+) -> str:
+    """The run's last line: files done and failed, masks, verification, where the report is."""
     done = report.count(FileStatus.ANONYMIZED)
     failed = report.count(FileStatus.FAILED)
     skipped = report.count(FileStatus.SKIPPED)
-    parts = [f"{done} anonymized", f"{failed} failed"]
+    parts = [f"{done} {done_as}", f"{failed} failed"]
     if skipped:
         parts.append(f"{skipped} skipped")
     videos = [f.video for f in report.files if f.video is not None]
     if videos:
         parts.append(f"{sum(v.frames for v in videos)} video frames")
-    line = f"veil: {', '.join(parts)}; {report.faces} faces masked"
+    line = f"veil: {', '.join(parts)}; {report.faces} {masks_as}"
     text = sum(1 for f in report.files for t in f.text if t.decision == "mask")
     signs = sum(1 for f in report.files for t in f.text if t.label == "sign" and t.decision != "mask")
     if text or signs:

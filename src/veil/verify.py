@@ -39,14 +39,14 @@ from veil.background import prefetched
 from veil.changes import Changes, int_box
 from veil.detect import Detector
 from veil.detections import Detections
-from veil.errors import VeilError
+from veil.errors import RecognitionUnavailableError, VeilError
 from veil.media.image import read_image
 from veil.media.tags import file_tags
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSource
 from veil.models import DLIB_LANDMARKS, DLIB_RECOGNITION, TEXT_DETECTOR, ModelSpec
 from veil.options import AudioMode, DetectionOptions, Device, InputLimits, VerifyOptions
 from veil.plan.model import Decision, Plan, box_iou
-from veil.recognition import FaceRecognizer, RecognitionUnavailable
+from veil.recognition import FaceRecognizer
 from veil.report import Check, Finding, Verification
 from veil.second_look import SecondLook
 from veil.verify_text import lists_text, text_findings, text_under_masks
@@ -105,7 +105,7 @@ class Verifier:
         if self.options.recognition:
             try:
                 self.recognizer = FaceRecognizer()
-            except RecognitionUnavailable as e:
+            except RecognitionUnavailableError as e:
                 self.recognition_missing = f"recognition: not run, {e}"
         else:
             self.recognition_missing = "recognition: not run, turned off"

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from veil.errors import VeilError
+from veil.errors import JournalError, VeilError
 from veil.jobs import Job
 from veil.media.files import output_root, remove_output
 from veil.plan.files import plan_path
@@ -57,10 +57,6 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated REAL                     -- seconds since the epoch
 );
 """
-
-
-class JournalError(VeilError):
-    """The journal cannot be opened or written."""
 
 
 def fingerprint(path: Path) -> str:

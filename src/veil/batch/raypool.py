@@ -30,7 +30,7 @@ from typing import Any
 
 from veil import engine
 from veil.batch.workers import ATTEMPTS, core_shares, die_with_parent
-from veil.errors import VeilError, quiet_library_logs
+from veil.errors import RayStartError, VeilError, WorkerDiedError, quiet_library_logs
 from veil.jobs import Job, failure_report
 from veil.media.files import output_root
 from veil.media.private import PrivateFolder
@@ -51,10 +51,6 @@ def _last_line(path: Path) -> str:
     except OSError:
         return ""
     return lines[-1].strip() if lines else ""
-
-
-class RayStartError(VeilError):
-    """Ray is missing, or would not start or connect."""
 
 
 class VeilWorker:
@@ -197,7 +193,7 @@ class RayPool:
                 running[self._actors[actor].anonymize.remote(job)] = (actor, index, job)
             if not running and not probing:  # every actor is lost
                 for index, job in reversed(waiting):
-                    yield index, job, failure_report(job.source, _ActorDied())
+                    yield index, job, failure_report(job.source, WorkerDiedError("Ray worker", ATTEMPTS))
                 return
             ready, _ = self._ray.wait([*running, *probing], num_returns=1)
             for reference in ready:
@@ -223,7 +219,7 @@ class RayPool:
                     if attempts[index] < ATTEMPTS:
                         waiting.append((index, job))
                     else:
-                        yield index, job, failure_report(job.source, _ActorDied())
+                        yield index, job, failure_report(job.source, WorkerDiedError("Ray worker", ATTEMPTS))
                     continue
                 idle.append(actor)
                 yield index, job, report
@@ -239,8 +235,3 @@ class RayPool:
             self._folder = self._private = None
         if self._home is not None:
             os.environ["HOME"] = self._home
-
-
-class _ActorDied(Exception):
-    def __str__(self) -> str:
-        return f"the Ray worker processing it died {ATTEMPTS} times (out of memory, or killed)"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from veil.errors import quiet_library_logs
+from veil.errors import WorkerDiedError, quiet_library_logs
 from veil.jobs import Job, failure_report, is_video
 from veil.media.files import output_root
 from veil.media.private import PrivateFolder
@@ -214,7 +214,11 @@ class WorkerPool:
                         if attempts[task.key] < ATTEMPTS:
                             waiting.appendleft(task)
                         elif task.kind in ("file", "join"):
-                            yield task.index, task.job, failure_report(task.job.source, _WorkerDied())
+                            yield (
+                                task.index,
+                                task.job,
+                                failure_report(task.job.source, WorkerDiedError("worker", ATTEMPTS)),
+                            )
                         else:
                             self._whole(task, splits, waiting)
                         continue
@@ -333,8 +337,3 @@ class FrameTally:
             sum(d for d, _ in self._by_worker.values()),
             sum(e for _, e in self._by_worker.values()),
         )
-
-
-class _WorkerDied(Exception):
-    def __str__(self) -> str:
-        return f"the worker processing it died {ATTEMPTS} times (out of memory, or killed)"

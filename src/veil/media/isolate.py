@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any, TypeVar
 
-from veil.errors import DecodeLimitError, VeilError, quiet_library_logs
+from veil.errors import DecodeLimitError, DecoderGoneError, VeilError, quiet_library_logs
 from veil.options import InputLimits
 
 T = TypeVar("T")
@@ -61,12 +61,12 @@ def isolated(work: Callable[..., T], *args: Any, limits: InputLimits) -> T:
                 try:
                     _send(_pipe(server.stdin), (work, args, limits.decode_memory))
                 except OSError as e:
-                    raise _NotStarted from e
+                    raise DecoderGoneError from e
                 result: T = _outcome(server, limits)
                 return result
             except VeilError:
                 raise  # the exchange ended as it should: the server is ready for the next file
-            except _NotStarted as e:  # the server had gone (killed between two files): afresh, once
+            except DecoderGoneError as e:  # the server had gone (killed between two files): afresh, once
                 _stop(server)
                 if attempt == 2:
                     raise DecodeLimitError("the decoding process could not be started") from e
@@ -77,10 +77,6 @@ def isolated(work: Callable[..., T], *args: Any, limits: InputLimits) -> T:
                 _stop(server)
                 raise
         raise AssertionError("unreachable")
-
-
-class _NotStarted(Exception):
-    """The server ended before a child took the request."""
 
 
 _lock = threading.Lock()
@@ -124,7 +120,7 @@ def _outcome(server: subprocess.Popen[bytes], limits: InputLimits) -> Any:
             message = _receive(replies, timeout)
         except EOFError:
             if not child:
-                raise _NotStarted from None
+                raise DecoderGoneError from None
             raise
         if message is None:  # the clock ran out: stop the child, then hear the server
             stopped = (

@@ -5,7 +5,7 @@ Files are known by opaque ids made for this review; nothing outside the
 report's list is ever opened. Applying a draft renders the output again
 from the original (`veil.pipeline.render.render_file`) into a hidden folder of
 OUTDIR and verifies it; only a render that passed is swapped in with its
-plan. One that failed is deleted and refused (`Rejected`): the output on
+plan. One that failed is deleted and refused (`RejectedError`): the output on
 disk and its plan stay as they were, byte for byte, and so does the
 file's report (but for the regions a person looked at meanwhile); what
 the verifier found is kept for the page. Approving records a person's
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
-from veil.errors import VeilError
+from veil.errors import RejectedError, ReviewError, VeilError
 from veil.jobs import is_video
 from veil.media.files import publish_bytes
 from veil.options import AnonymizeOptions, AudioMode, Device, VideoOptions
@@ -38,19 +38,6 @@ from veil.verify import Verifier
 
 REPORT_NAMES = ("veil-report.json", "veil-render.json")  # what anonymize -o and render -o write
 STAGING = ".veil-review"  # inside OUTDIR: outputs are rendered here, then swapped in
-
-
-class ReviewError(VeilError):
-    """The run or one of its files cannot be reviewed (one line)."""
-
-
-class Rejected(ReviewError):
-    """Apply rendered the draft, and the render failed verification: it was
-    not swapped in. `report` is the render's report, with the findings."""
-
-    def __init__(self, message: str, report: FileReport) -> None:
-        super().__init__(message)
-        self.report = report
 
 
 class State(StrEnum):
@@ -213,7 +200,7 @@ class Batch:
     ) -> FileReport:
         """Render the item's output again from its original and its draft,
         verify it, and swap it in only if it passed. Otherwise the old output,
-        plan and file report stay as they were and `Rejected` (or another
+        plan and file report stay as they were and `RejectedError` (or another
         ReviewError) is raised. `on_frame` and `on_verify` hear a clip's
         frames rendered and verified."""
         draft = self.draft(item)
@@ -240,7 +227,7 @@ class Batch:
                     what = (
                         f"{count} finding{'s' if count > 1 else ''}, first {verdict.failures[0].describe()}"
                     )
-                raise Rejected(
+                raise RejectedError(
                     f"not applied: the new render failed verification ({what}); the output was not changed",
                     rendered,
                 )

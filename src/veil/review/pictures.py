@@ -19,12 +19,13 @@ import numpy as np
 import numpy.typing as npt
 import simplejpeg
 
+from veil.errors import ReviewError
 from veil.masks import draw
 from veil.media.image import read_image
 from veil.media.video import FrameReader
 from veil.options import InputLimits
 from veil.plan.model import Box
-from veil.review.batch import Batch, Item, ReviewError
+from veil.review.batch import Batch, Item
 from veil.review.people import crop_around, surest_frame
 
 Image = npt.NDArray[np.uint8]

@@ -25,11 +25,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from veil.errors import VeilError
+from veil.errors import NotFoundError, RejectedError, ReviewError, VeilError
 from veil.plan import edit
 from veil.plan.model import Box, Decision, Plan, Shape
 from veil.review import views
-from veil.review.batch import Batch, Item, Rejected, ReviewError
+from veil.review.batch import Batch, Item
 from veil.review.follow import followed, tracked
 from veil.review.guard import HOST, ASGIApp, Guard, Secrets
 from veil.review.pictures import Pictures, View
@@ -98,7 +98,7 @@ class Review:
     def item(self, request: Request) -> Item:
         item = self.batch.items.get(request.path_params["item"])
         if item is None:
-            raise _NotFound()
+            raise NotFoundError()
         return item
 
     def page(self, request: Request) -> Response:
@@ -247,7 +247,7 @@ class Review:
                 with item.lock:
                     self.batch.apply(item, rendering, verifying)
                 job.state = "done"
-            except Rejected as e:
+            except RejectedError as e:
                 job.state, job.error = "rejected", str(e)
             except VeilError as e:
                 job.state, job.error = "failed", str(e)
@@ -326,13 +326,9 @@ class Review:
         return Response(self.pictures.thumbnail(self.item(request)), media_type="image/jpeg")
 
 
-class _NotFound(ReviewError):
-    pass
-
-
 def _refused(request: Request, error: Exception) -> Response:
-    status = 404 if isinstance(error, _NotFound) else 400
-    if isinstance(error, _NotFound):
+    status = 404 if isinstance(error, NotFoundError) else 400
+    if isinstance(error, NotFoundError):
         message = "not found"
     elif isinstance(error, KeyError):
         message = f"no region {error.args[0]!r} in this plan" if error.args else "not found"
