@@ -28,8 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from veil import anonymize_file
+from veil.detection.retinaface import RetinaFaceDetector
 from veil.options import AnonymizeOptions
-from veil.retinaface import RetinaFaceDetector
 
 from coverage import changed_pixels
 from video import evaluation_clips

@@ -3,14 +3,14 @@
     python benchmarks/candidates.py [--data ../shared/data] [--sets negatives,upright,full]
                                     [--looks] [--limit N] [--json FILE]
 
-For each photo of a set, CenterFace's search (`veil.detect`) is run pass by
+For each photo of a set, CenterFace's search (`veil.detection.detect`) is run pass by
 pass and its candidates merged as veil merges them. Each candidate is a true
 face when it overlaps a ground-truth box (any, invalid ones included) by an
 IoU of 0.3; on the people-free photos (`negatives.py`) every candidate is
 false. Printed per set:
 - candidates by height and score band, true and false;
 - candidates by the pass that scored them best;
-- with --looks, how often a second look (`veil.second_look`) confirms true
+- with --looks, how often a second look (`veil.detection.second_look`) confirms true
   and false candidates, by score band (slow: every candidate is looked at);
 - on widerface-dev, recall and collateral when every candidate is masked
   (veil before it chose) and when only candidates touching a true face are
@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from veil.detect import CenterFaceDetector, detection_passes
+from veil.detection.detect import CenterFaceDetector, detection_passes
+from veil.detection.second_look import SecondLook
 from veil.detections import Detections
 from veil.masks import apply_masks
 from veil.media.image import read_image
 from veil.options import DetectionOptions, MaskOptions
-from veil.second_look import SecondLook
 
 sys.path.insert(0, str(Path(__file__).parent))
 from coverage import BIN_NAMES, Tally, changed_pixels, collateral, face_covered, height_bin

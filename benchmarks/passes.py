@@ -3,10 +3,10 @@
     python benchmarks/passes.py [--data ../shared/data] [--sets full,upright,negatives]
                                 [--focus 0.01,0.02,0.05] [--limit N] [--json FILE]
 
-For each photo, CenterFace's search (`veil.detect`) is run pass by pass,
-once with float convolutions and once with int8 ones (`veil.quantize`),
+For each photo, CenterFace's search (`veil.detection.detect`) is run pass by pass,
+once with float convolutions and once with int8 ones (`veil.detection.quantize`),
 and the finest pass once more over the whole image and over only the
-windows that the next pass points to (`veil.detect.focus_windows`) at each
+windows that the next pass points to (`veil.detection.detect.focus_windows`) at each
 `--focus` threshold. Passes are named by rank: "finest", "next", ...,
 "coarsest". Each pass's candidates are drawn as veil's head masks, and a
 true face counts as found by a pass when its mask covers it by the coverage
@@ -32,7 +32,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from veil.detect import CenterFaceDetector, Evidence, Pass, detection_passes, focus_windows
+from veil.detection.detect import CenterFaceDetector, Evidence, Pass, detection_passes, focus_windows
 from veil.detections import Detections
 from veil.masks import apply_masks
 from veil.media.image import read_image

@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from veil import anonymize_image
-from veil.detect import CenterFaceDetector
+from veil.detection.detect import CenterFaceDetector
+from veil.detection.retinaface import RetinaFaceDetector
 from veil.media.image import read_image
 from veil.options import AnonymizeOptions, MaskMethod, MaskOptions
 from veil.recognition import FaceRecognizer
-from veil.retinaface import RetinaFaceDetector
 
 from coverage import changed_pixels, face_covered
 

@@ -13,11 +13,11 @@ input's, and leaked frames.
 
 Leaked frames are counted against pseudo ground truth from an independent
 detector (RetinaFace-MobileNet0.25, the model veil's verification uses,
-`veil.retinaface`) run on the original frames at score >= 0.8: a frame leaks
+`veil.detection.retinaface`) run on the original frames at score >= 0.8: a frame leaks
 when any of its reference faces has fewer than half of its box's pixels
 changed by more than 12 (the photo rule). The reference has false alarms
 (a T-shirt in egoblur_gen1); frames that leak a reference face that a
-second look (`veil.second_look`) also confirms are counted apart.
+second look (`veil.detection.second_look`) also confirms are counted apart.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from veil.detection.retinaface import RetinaFaceDetector
+from veil.detection.second_look import SecondLook
 from veil.media.encode import VideoSink
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSource
 from veil.options import VideoOptions
-from veil.retinaface import RetinaFaceDetector
-from veil.second_look import SecondLook
 
 from coverage import changed_pixels, collateral
 
@@ -161,7 +161,7 @@ def _describe(path: Path) -> dict[str, object]:
 
 def _reference_boxes(clip: Path, reference: RetinaFaceDetector) -> list[np.ndarray]:
     """Per frame, the reference faces as rows of x1, y1, x2, y2 and a last
-    column: 1 when a second look at the frame (`veil.second_look`) confirms
+    column: 1 when a second look at the frame (`veil.detection.second_look`) confirms
     the face, 0 when not (RetinaFace's T-shirt in egoblur_gen1, say)."""
     second_look = SecondLook()
     truth = []

@@ -1,5 +1,5 @@
-"""Regenerate src/veil/centerface_int8.json: the activation ranges that
-veil.quantize needs to run CenterFace's finest search pass in int8.
+"""Regenerate src/veil/weights/centerface_int8.json: the activation ranges that
+veil.detection.quantize needs to run CenterFace's finest search pass in int8.
 
 The ranges are measured on the finest pass's own input (the image enlarged
 as detection enlarges it, in the same tiles) over photos and video frames of
@@ -22,14 +22,14 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
-from veil.detect import detection_passes, padded_blob, scaled_tiles
-from veil.engine import fitted_graph
-from veil.models import CENTERFACE
+from veil.detection.detect import detection_passes, padded_blob, scaled_tiles
+from veil.detection.engine import fitted_graph
+from veil.detection.models import CENTERFACE
+from veil.detection.quantize import activation_ranges
 from veil.options import DetectionOptions
-from veil.quantize import activation_ranges
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-TARGET = Path(__file__).resolve().parents[1] / "src" / "veil" / "centerface_int8.json"
+TARGET = Path(__file__).resolve().parents[1] / "src" / "veil" / "weights" / "centerface_int8.json"
 FRAME_STEP = 15
 
 

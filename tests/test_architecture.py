@@ -22,11 +22,12 @@ PACKAGE = Path(veil.__file__).parent
 # stands for every module in it).
 LAYERS: list[tuple[str, ...]] = [
     ("veil.errors", "veil.options", "veil.detections", "veil.report", "veil.background", "veil.changes"),
-    ("veil.netns", "veil.media", "veil.plan", "veil.models", "veil.jobs"),
-    ("veil.engine", "veil.quantize", "veil.detect", "veil.retinaface", "veil.gpu"),
-    ("veil.second_look", "veil.text", "veil.track", "veil.masks", "veil.recognition", "veil.integrity"),
-    ("veil.choose",),
-    ("veil.devices", "veil.plan.make"),
+    ("veil.netns", "veil.media", "veil.plan", "veil.detection", "veil.detection.models", "veil.jobs"),
+    ("veil.detection.engine", "veil.detection.quantize", "veil.detection.detect"),
+    ("veil.detection.retinaface", "veil.detection.gpu"),
+    ("veil.detection.second_look", "veil.text", "veil.track", "veil.masks", "veil.recognition"),
+    ("veil.integrity", "veil.detection.choose"),
+    ("veil.detection.devices", "veil.plan.make"),
     ("veil.verify_text",),
     ("veil.verify",),
     ("veil.pipeline", "veil.pipeline.output"),

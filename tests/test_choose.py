@@ -8,11 +8,11 @@ import numpy.typing as npt
 import pytest
 import skimage.data
 
-from veil.choose import ChoosingDetector, Reason, choose
-from veil.detect import CenterFaceDetector
+from veil.detection.choose import ChoosingDetector, Reason, choose
+from veil.detection.detect import CenterFaceDetector
+from veil.detection.second_look import SecondLook
 from veil.detections import Detections
 from veil.options import ChoiceOptions, DetectionOptions, Precision
-from veil.second_look import SecondLook
 
 from conftest import ASTRONAUT_FACE
 

@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from veil.detect import (
+from veil.detection.detect import (
     CenterFaceDetector,
     Evidence,
     detection_passes,

@@ -13,10 +13,10 @@ import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from veil.detect import _OUTPUTS, padded_blob
-from veil.engine import Net, fitted_graph
-from veil.models import CENTERFACE, verified_model_bytes
-from veil.quantize import activation_ranges, int8_graph
+from veil.detection.detect import _OUTPUTS, padded_blob
+from veil.detection.engine import Net, fitted_graph
+from veil.detection.models import CENTERFACE, verified_model_bytes
+from veil.detection.quantize import activation_ranges, int8_graph
 
 from conftest import unsilenced
 
@@ -40,7 +40,7 @@ def test_onnxruntime_writes_nothing_to_disk(tmp_path: Path) -> None:
     home.mkdir()
     env = unsilenced({**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")})
     code = (
-        "import numpy as np; from veil.detect import CenterFaceDetector; "
+        "import numpy as np; from veil.detection.detect import CenterFaceDetector; "
         "CenterFaceDetector().detect(np.zeros((64, 64, 3), np.uint8))"
     )
     subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=tmp_path)

@@ -17,10 +17,10 @@ import numpy.typing as npt
 import pytest
 
 from veil.cli import main
-from veil.detect import CenterFaceDetector
-from veil.gpu import cuda_available
-from veil.models import CENTERFACE, RETINAFACE, verified_model_bytes
-from veil.retinaface import RetinaFaceDetector
+from veil.detection.detect import CenterFaceDetector
+from veil.detection.gpu import cuda_available
+from veil.detection.models import CENTERFACE, RETINAFACE, verified_model_bytes
+from veil.detection.retinaface import RetinaFaceDetector
 
 from conftest import ASTRONAUT_FACE
 
@@ -43,7 +43,7 @@ def _opencv_outputs(model: bytes, blob: npt.NDArray[np.float32], names: list[str
 def test_interpreter_matches_opencv(spec, names, astronaut: npt.NDArray[np.uint8]) -> None:  # type: ignore[no-untyped-def]
     import torch
 
-    from veil.gpu import OnnxGraph
+    from veil.detection.gpu import OnnxGraph
 
     blob = np.ascontiguousarray(astronaut[:256, :320].transpose(2, 0, 1)[None].astype(np.float32))
     model = verified_model_bytes(spec)
@@ -56,7 +56,7 @@ def test_interpreter_matches_opencv(spec, names, astronaut: npt.NDArray[np.uint8
 
 @needs_cuda
 def test_gpu_detectors_find_what_the_cpu_finds(astronaut: npt.NDArray[np.uint8]) -> None:
-    from veil.gpu import TorchCenterFace, TorchRetinaFace
+    from veil.detection.gpu import TorchCenterFace, TorchRetinaFace
 
     small = cv2.resize(astronaut, (58, 58), interpolation=cv2.INTER_AREA)
     grid = np.ascontiguousarray(np.tile(small, (4, 6, 1)))
@@ -77,7 +77,7 @@ def test_gpu_detectors_find_what_the_cpu_finds(astronaut: npt.NDArray[np.uint8])
 
 @needs_cuda
 def test_gpu_batches_give_each_frame_its_own_faces(astronaut: npt.NDArray[np.uint8]) -> None:
-    from veil.gpu import TorchCenterFace
+    from veil.detection.gpu import TorchCenterFace
 
     blank = np.zeros_like(astronaut)
     found = TorchCenterFace(batch=3).detect_frames([astronaut, blank, astronaut, blank], [0, 1, 2, 3])

@@ -4,8 +4,15 @@ import dataclasses
 
 import pytest
 
+from veil.detection.models import (
+    CENTERFACE,
+    RETINAFACE,
+    TEXT_DETECTOR,
+    ModelSpec,
+    model_path,
+    verified_model_bytes,
+)
 from veil.errors import ModelError
-from veil.models import CENTERFACE, RETINAFACE, TEXT_DETECTOR, ModelSpec, model_path, verified_model_bytes
 
 
 def test_bundled_weights_are_found_and_match_their_checksum() -> None:
@@ -27,12 +34,12 @@ def test_missing_package_is_a_model_error() -> None:
 
 def test_loading_weights_imports_no_engine() -> None:
     """Reading and checking the weights runs no model code: onnxruntime is
-    imported later, by veil.engine, after its telemetry is turned off."""
+    imported later, by veil.detection.engine, after its telemetry is turned off."""
     import subprocess
     import sys
 
     code = (
-        "import sys; from veil.models import CENTERFACE, RETINAFACE, verified_model_bytes; "
+        "import sys; from veil.detection.models import CENTERFACE, RETINAFACE, verified_model_bytes; "
         "verified_model_bytes(CENTERFACE); verified_model_bytes(RETINAFACE); "
         "print([m for m in ('onnxruntime',) if m in sys.modules])"
     )

@@ -327,7 +327,7 @@ def test_the_review_server_listens_on_loopback_only(reviewed: Traced) -> None:
 @pytest.mark.parametrize("run", ["anonymized", "reviewed", "rayed"])
 def test_nothing_is_written_in_home(run: str, request: pytest.FixtureRequest) -> None:
     """onnxruntime writes a device id and a usage database under HOME/.cache
-    when it is imported without ORT_DISABLE_TELEMETRY, which veil.engine sets:
+    when it is imported without ORT_DISABLE_TELEMETRY, which veil.detection.engine sets:
     with that line bypassed, this test failed on mkdir HOME/.cache/Microsoft/...
     (checked by hand with onnxruntime 1.32)."""
     traced: Traced = request.getfixturevalue(run)

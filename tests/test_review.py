@@ -13,6 +13,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
+from veil.detection.second_look import SecondLook
 from veil.errors import PlanError, RejectedError, ReviewError
 from veil.media.video import FrameReader, VideoSource
 from veil.plan.edit import SPREAD, inside_picture, moved, removed, spanned, split, whole_clip
@@ -24,7 +25,6 @@ from veil.review.draft import Draft, draft_path
 from veil.review.follow import followed
 from veil.review.uncover import dropped_by_person, uncovered
 from veil.review.views import file_summary, review_order, spans
-from veil.second_look import SecondLook
 
 from review_batch import run
 from videos import make_clip

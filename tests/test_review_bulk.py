@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-from veil.choose import Reason
+from veil.detection.choose import Reason
 from veil.errors import PlanError
 from veil.plan.model import Box, Decision, Found, Kind, Plan, Region, Source
 from veil.review import explain

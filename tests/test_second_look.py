@@ -7,7 +7,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from veil.second_look import SMALL_FACE, SecondLook, _crop
+from veil.detection.second_look import SMALL_FACE, SecondLook, _crop
 
 from conftest import ASTRONAUT_FACE
 

@@ -16,14 +16,14 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 import veil
-from veil.choose import Choice, Reason, off_signs
+from veil.detection.choose import Choice, Reason, off_signs
+from veil.detection.models import TEXT_DETECTOR, model_path, verified_model_bytes
+from veil.detection.second_look import Look
 from veil.detections import Detections
-from veil.models import TEXT_DETECTOR, model_path, verified_model_bytes
 from veil.options import AnonymizeOptions, TextOptions, VerifyOptions
 from veil.plan.files import load_plan, plan_path
 from veil.plan.model import Decision, Kind, Shape
 from veil.report import Check
-from veil.second_look import Look
 from veil.text import TextLabel, TextLine, read_text, text_detector
 from veil.verify import Verifier
 

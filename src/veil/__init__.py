@@ -1,8 +1,8 @@
 """veil: hide every face in photos and videos, irreversibly, and strip identifying metadata."""
 
 from veil.batch.run import anonymize_paths
-from veil.choose import Choice, ChoosingDetector, Reason
-from veil.detect import CenterFaceDetector, Detector
+from veil.detection.choose import Choice, ChoosingDetector, Reason
+from veil.detection.detect import CenterFaceDetector, Detector
 from veil.detections import Detections
 from veil.errors import (
     CorruptInputError,

@@ -18,11 +18,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from veil import devices, netns
+from veil import netns
 from veil.arguments import LOCAL_RAY, RENDER_REPORT_NAME, REPORT_NAME, VERIFY_REPORT_NAME, build_parser
 from veil.batch.journal import JOURNAL_NAME, Journal, read_standing
 from veil.batch.run import Ray, run_batch
 from veil.batch.workers import default_jobs
+from veil.detection import devices
 from veil.errors import JournalError, VeilError, quiet_library_logs
 from veil.jobs import Job, is_video, plan_jobs, plan_pairs
 from veil.media.files import publish_bytes

@@ -48,7 +48,7 @@ class DetectionOptions:
 
     The finest pass, three quarters of the work, searches only where the
     plain pass at the next scale has a face-centre score of `focus_threshold`
-    or more, within 64 of that pass's pixels (`veil.detect.focus_windows`;
+    or more, within 64 of that pass's pixels (`veil.detection.detect.focus_windows`;
     0: the whole image). On widerface-dev at full size (benchmarks/passes.py)
     that lost no face at 0.02, 0.03 or 0.05; at 0.03 the finest pass took
     31% less time on the crowds and 53% less on the people-free photos.
@@ -57,7 +57,7 @@ class DetectionOptions:
 
     With `int8_next` (off by default), the CPU runs the passes at half the
     finest scale, plain and mirrored, with 8-bit integer convolutions
-    (`veil.quantize`): 1.8x faster, and on widerface-dev at full size they
+    (`veil.detection.quantize`): 1.8x faster, and on widerface-dev at full size they
     found more of the faces float missed than they lost, in every size bin
     (benchmarks/passes.py), but proposed 11% more candidates, and among
     people those are masked without proof: one lands on the astronaut's
@@ -93,7 +93,7 @@ class DetectionOptions:
 
 
 class Precision(StrEnum):
-    """How much proof a face candidate needs before it is masked (`veil.choose`).
+    """How much proof a face candidate needs before it is masked (`veil.detection.choose`).
 
     ALL masks every candidate the search finds (the most masks, many of
     them on texture); NORMAL, the default, asks for a second look where the
@@ -108,7 +108,7 @@ class Precision(StrEnum):
 
 @dataclass(frozen=True)
 class ChoiceOptions:
-    """Which candidates are masked (`veil.choose`).
+    """Which candidates are masked (`veil.detection.choose`).
 
     A candidate scored `sure_score` or more and confirmed by a second look
     shows that the picture has people, and so do `crowd` confirmed small
@@ -250,7 +250,7 @@ class VerifyOptions:
     while RetinaFace's finds from 0.5 did so 32% of the time.
 
     A find that would fail a file must also be confirmed by a second look
-    at the original (`veil.second_look`, the rule that decides what is
+    at the original (`veil.detection.second_look`, the rule that decides what is
     masked); otherwise it goes to the review list. On widerface-dev, 99.4%
     of RetinaFace's finds from 0.8 on the originals were confirmed; none of
     the clock, cell, copper vase and flowers that failed people-free photos

@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from veil.detection.models import DLIB_LANDMARKS, DLIB_RECOGNITION, verified_model_path
 from veil.detections import Detections
 from veil.errors import ModelError, RecognitionUnavailableError
-from veil.models import DLIB_LANDMARKS, DLIB_RECOGNITION, verified_model_path
 
 CONTROL_MARGIN = 0.05
 # A mask whose pixels stay this close to one colour (JPEG ringing around a

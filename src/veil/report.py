@@ -18,7 +18,7 @@ class FileStatus(StrEnum):
 @dataclass(frozen=True)
 class FaceReport:
     """One face candidate: its box in output pixels (x1, y1, x2, y2), the
-    search's score, and why it was masked or not (`veil.choose.Reason`)."""
+    search's score, and why it was masked or not (`veil.detection.choose.Reason`)."""
 
     box: tuple[float, float, float, float]
     score: float

@@ -59,10 +59,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from veil.models import TEXT_DETECTOR, ModelSpec
+from veil.detection.models import TEXT_DETECTOR, ModelSpec
 
 if TYPE_CHECKING:
-    from veil.engine import Net
+    from veil.detection.engine import Net
 
 RGBImage = npt.NDArray[np.uint8]
 Box = tuple[float, float, float, float]
@@ -336,7 +336,7 @@ def centre_in(box: Sequence[float], outer: Sequence[float]) -> bool:
 def _net() -> Net:
     """The detector's one session in this process, shared by every size
     (each session holds about 130 MB)."""
-    from veil.engine import Net, fitted_graph  # onnxruntime loads only when text is searched
+    from veil.detection.engine import Net, fitted_graph  # onnxruntime loads only when text is searched
 
     return Net(fitted_graph(TEXT_DETECTOR), [])
 

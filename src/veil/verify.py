@@ -34,21 +34,22 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from veil import devices, integrity
+from veil import integrity
 from veil.background import prefetched
 from veil.changes import Changes, int_box
-from veil.detect import Detector
+from veil.detection import devices
+from veil.detection.detect import Detector, clip
+from veil.detection.models import DLIB_LANDMARKS, DLIB_RECOGNITION, TEXT_DETECTOR, ModelSpec
+from veil.detection.second_look import SecondLook
 from veil.detections import Detections
 from veil.errors import RecognitionUnavailableError, VeilError
 from veil.media.image import read_image
 from veil.media.tags import file_tags
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSource
-from veil.models import DLIB_LANDMARKS, DLIB_RECOGNITION, TEXT_DETECTOR, ModelSpec
 from veil.options import AudioMode, DetectionOptions, Device, InputLimits, VerifyOptions
 from veil.plan.model import Decision, Plan, box_iou
 from veil.recognition import FaceRecognizer
 from veil.report import Check, Finding, Verification
-from veil.second_look import SecondLook
 from veil.verify_text import lists_text, text_findings, text_under_masks
 
 RGB = npt.NDArray[np.uint8]
@@ -200,9 +201,7 @@ class Verifier:
         limits = replace(InputLimits(), isolate=False)  # both were decoded whole under the limits
         with VideoSource(original, limits) as source, VideoSource(part, limits) as result:
             every = max(1, round(float(source.probe.rate) * self.options.recognition_every_s))
-            self._retinaface.expect_clip(len(keep))
-            self._centerface.expect_clip(len(keep))
-            try:
+            with clip(len(keep), self._retinaface, self._centerface):
                 originals = source.frames_between(keep.start, keep.stop)
                 # A part's container counts its duration from 0, not from its first frame:
                 # read by its packets, without the check for a clip cut short.
@@ -212,9 +211,6 @@ class Verifier:
                 )
                 with closing(prefetched(originals)) as befores, closing(prefetched(outputs)) as afters:
                     self._attack_frames(befores, afters, every, tally)
-            finally:
-                self._retinaface.expect_clip(0)
-                self._centerface.expect_clip(0)
         return Attacked(tally.failures, tally.review, tally.kept, tally.frames, tally.faces_compared)
 
     def _verify_video(
@@ -254,10 +250,9 @@ class Verifier:
                     tally.failures.extend(integrity.packets(source, result, tally.frames))
                     return
                 every = max(1, round(float(expected.rate) * self.options.recognition_every_s))
-                self._retinaface.expect_clip(expected.frames)
-                self._centerface.expect_clip(expected.frames)
                 try:
                     with (
+                        clip(expected.frames, self._retinaface, self._centerface),
                         closing(prefetched(integrity.frames(source))) as originals,
                         closing(prefetched(integrity.frames(result))) as outputs,
                     ):
@@ -267,15 +262,12 @@ class Verifier:
                 except VeilError as e:
                     tally.failures.append(Finding(Check.INTEGRITY, f"the output does not decode: {e}"))
                     return
-                finally:
-                    self._retinaface.expect_clip(0)
-                    self._centerface.expect_clip(0)
                 before_s, after_s = spans[0] * expected.time_base, spans[1] * made.time_base
                 tally.failures.extend(integrity.span(before_s, after_s, made.time_base))
 
     def _seen_again(self, before: RGB, box: list[float]) -> bool:
         """Whether a second look at the face found in the original confirms it, by the
-        rule that decides what veil masks (`veil.second_look`). Round things
+        rule that decides what veil masks (`veil.detection.second_look`). Round things
         that RetinaFace takes for faces at the size of the whole picture (a
         clock, a copper vase, a cell) are not confirmed."""
         return self._second_look.look(before, np.array(box, np.float32)).confirmed

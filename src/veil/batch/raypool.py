@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from veil import engine
 from veil.batch.workers import ATTEMPTS, core_shares, die_with_parent
+from veil.detection import engine
 from veil.errors import RayStartError, VeilError, WorkerDiedError, quiet_library_logs
 from veil.jobs import Job, failure_report
 from veil.media.files import output_root

@@ -15,7 +15,7 @@ from typing import TypeVar
 from veil.batch.journal import Journal, fingerprint, options_key
 from veil.batch.raypool import RayPool
 from veil.batch.workers import WorkerPool
-from veil.detect import Detector
+from veil.detection.detect import Detector
 from veil.errors import JournalError
 from veil.jobs import Job, is_video, plan_jobs
 from veil.media.files import output_root

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from veil import devices
-from veil.detect import Detector
+from veil.detection import devices
+from veil.detection.detect import Detector
 from veil.jobs import default_target, is_video
 from veil.options import AnonymizeOptions
 from veil.pipeline.clip import anonymize_video

@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from veil.background import Worker, prefetched
-from veil.choose import Choice, ChoosingDetector
-from veil.detect import Detector
+from veil.detection.choose import Choice, ChoosingDetector
+from veil.detection.detect import Detector, clip
 from veil.detections import Detections
 from veil.masks import draw
 from veil.media.encode import VideoSink
@@ -53,15 +53,13 @@ def anonymize_video(
     with VideoSource(source) as video, atomic_output(target) as temporary:
         probe = video.probe
         sink = output_sink(temporary, container_format, video, options)
-        detector.expect_clip(probe.frames)
-        try:
-            streamed = stream_frames(video, sink, options, detector, on_frame)
-            sink.close()
-        except BaseException:
-            sink.abort()
-            raise
-        finally:
-            detector.expect_clip(0)
+        with clip(probe.frames, detector):
+            try:
+                streamed = stream_frames(video, sink, options, detector, on_frame)
+                sink.close()
+            except BaseException:
+                sink.abort()
+                raise
     tracking = streamed.tracker.summary()
     return video_result(
         source,

@@ -15,11 +15,11 @@ from dataclasses import asdict, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from veil.detect import Detector
+from veil.detection.detect import Detector
+from veil.detection.models import TEXT_DETECTOR, ModelSpec
 from veil.errors import OutputExistsError, VeilError
 from veil.jobs import failure_report
 from veil.media.files import remove_output
-from veil.models import TEXT_DETECTOR, ModelSpec
 from veil.options import AnonymizeOptions
 from veil.plan.files import plan_path, save_plan
 from veil.plan.model import Decision, Kind, Plan

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import av
 
-from veil.detect import Detector
+from veil.detection.detect import Detector, clip
 from veil.errors import SeekError
 from veil.jobs import Job
 from veil.media.encode import VideoSink
@@ -156,15 +156,13 @@ def anonymize_part(
             options.video.bitrate_cap,
             exact_start=True,
         )
-        detector.expect_clip(part.span.stop - part.span.start)
-        try:
-            streamed = stream_frames(video, sink, options, detector, on_frame, part.span)
-            sink.close()
-        except BaseException:
-            sink.abort()
-            raise
-        finally:
-            detector.expect_clip(0)
+        with clip(part.span.stop - part.span.start, detector):
+            try:
+                streamed = stream_frames(video, sink, options, detector, on_frame, part.span)
+                sink.close()
+            except BaseException:
+                sink.abort()
+                raise
     if sink.frames != len(part.span.keep):
         raise SeekError(f"part {part.number} has {sink.frames} frames, not {len(part.span.keep)}")
     tracking = streamed.tracker.summary()

@@ -2,7 +2,7 @@
 picture drawn from that.
 
 `photo_decisions` is the one place a picture's faces and text are decided
-(`veil.choose`, `veil.text`): for `anonymize_image`, for a photo file
+(`veil.detection.choose`, `veil.text`): for `anonymize_image`, for a photo file
 (`anonymize_photo`) and, through `frame_text`, for a clip's frames.
 """
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from veil import devices
-from veil.choose import Choice, ChoosingDetector, Reason
-from veil.detect import Detector
+from veil.detection import devices
+from veil.detection.choose import Choice, ChoosingDetector, Reason
+from veil.detection.detect import Detector
 from veil.detections import Detections
 from veil.masks import draw, head_ellipses, opaque_where_changed
 from veil.media.image import read_image, write_image

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from veil.choose import Choice
+from veil.detection.choose import Choice
 from veil.detections import Detections
 from veil.options import MaskOptions
 from veil.plan.model import Box, Decision, Found, FrameBox, Kind, Plan, Region, Shape, Source

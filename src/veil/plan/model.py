@@ -64,7 +64,7 @@ class FrameBox:
 class Found:
     """How veil came to a face region, fixed when the plan was made: the
     search's best score and what veil itself decided, and why
-    (`veil.choose.Reason`). A person's edits leave it as it was, so the
+    (`veil.detection.choose.Reason`). A person's edits leave it as it was, so the
     difference is theirs."""
 
     score: float

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
+from veil.detection.second_look import SecondLook
 from veil.errors import RejectedError, ReviewError, VeilError
 from veil.jobs import is_video
 from veil.media.files import publish_bytes
@@ -33,7 +34,6 @@ from veil.plan.files import check_plan_source, file_sha256, load_plan, plan_path
 from veil.plan.model import Plan
 from veil.report import FileReport, FileStatus, ReviewRecord, RunReport
 from veil.review.draft import Draft, draft_path
-from veil.second_look import SecondLook
 from veil.verify import Verifier
 
 REPORT_NAMES = ("veil-report.json", "veil-render.json")  # what anonymize -o and render -o write
@@ -186,7 +186,7 @@ class Batch:
             return self._verifier
 
     def second_look(self) -> SecondLook:
-        """The look that confirms faces (`veil.second_look`), loaded once."""
+        """The look that confirms faces (`veil.detection.second_look`), loaded once."""
         with self._write_lock:
             if self._second_look is None:
                 self._second_look = SecondLook()

@@ -1,10 +1,10 @@
 """What veil knew of each region of a plan, in a reviewer's words.
 
 Regions fall into groups by the reason veil gave when it chose them
-(`veil.choose.Reason`, kept in `Found.why`): sure faces, faces a second look
+(`veil.detection.choose.Reason`, kept in `Found.why`): sure faces, faces a second look
 confirmed, weak finds masked only because the picture shows people, finds
 left unmasked... A photo is treated as showing people because of its sure
-faces (the anchors of `veil.choose`); when those are not faces, every weak
+faces (the anchors of `veil.detection.choose`); when those are not faces, every weak
 find that was masked because of them is not one either, and
 `people_proof` names both, so a reviewer can drop them together.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from veil.choose import Reason
+from veil.detection.choose import Reason
 from veil.options import ChoiceOptions
 from veil.plan.model import Decision, Kind, Plan, Region
 

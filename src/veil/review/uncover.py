@@ -7,9 +7,9 @@ applied, each track the person dropped (veil masked it, or it is new from
 a split) is looked at where it would leave a face bare:
 
 - frames where the search scored it `sure_score` or more (a face, sure, by
-  the rule that decides what veil masks, `veil.choose`);
+  the rule that decides what veil masks, `veil.detection.choose`);
 - otherwise a few of the frames where the search found it are looked at
-  again (`veil.second_look`, the look that confirms faces when veil
+  again (`veil.detection.second_look`, the look that confirms faces when veil
   chooses), `LOOKS` per track and `ALL_LOOKS` in all, in frame order: a
   confirmed look is a face.
 
@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from veil.detection.second_look import SecondLook
 from veil.options import ChoiceOptions
 from veil.plan.model import Decision, FrameBox, Kind, Plan, Region
 from veil.review.views import spans
-from veil.second_look import SecondLook
 
 Image = npt.NDArray[np.uint8]
 LOOKS = 8  # frames of a dropped track looked at again, spread over the frames the search found it in

@@ -1,16 +1,17 @@
 """Face detectors: arrays in, Detections out.
 
 The default detector is CenterFace (MIT, its weights shipped in veil/weights),
-run by onnxruntime (`veil.engine`) at several scales so that both faces filling
+run by onnxruntime (`veil.detection.engine`) at several scales so that both faces filling
 the frame and 10-pixel faces at the back of a crowd are found. In video the
 costliest passes are spread over frames (`frame_passes`); tracking carries
-faces between them. `veil.gpu` runs the same model on an NVIDIA GPU.
+faces between them. `veil.detection.gpu` runs the same model on an NVIDIA GPU.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Protocol
@@ -19,10 +20,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from veil.detection.engine import Net, fitted_graph
+from veil.detection.models import CENTERFACE, ModelSpec
 from veil.detections import Detections
-from veil.engine import Net, fitted_graph
 from veil.errors import ModelError
-from veil.models import CENTERFACE, ModelSpec
 from veil.options import DetectionOptions
 
 if TYPE_CHECKING:
@@ -51,6 +52,24 @@ class Detector(Protocol):
     def detect_frames(self, images: Sequence[RGBImage], indices: Sequence[int]) -> list[Detections]:
         """Faces in consecutive video frames of one clip, numbered `indices`."""
         ...
+
+
+class ClipAware(Protocol):
+    def expect_clip(self, frames: int) -> None: ...
+
+
+@contextmanager
+def clip(frames: int, *detectors: ClipAware) -> Iterator[None]:
+    """Inside it, each of `detectors` knows that the next images are the
+    `frames` frames of one clip (`Detector.expect_clip`); after it, that
+    they are not, however it was left."""
+    for detector in detectors:
+        detector.expect_clip(frames)
+    try:
+        yield
+    finally:
+        for detector in detectors:
+            detector.expect_clip(0)
 
 
 @dataclass(frozen=True)
@@ -360,9 +379,9 @@ def padded_blob(image: RGBImage) -> npt.NDArray[np.float32]:
 
 @cache
 def _int8_centerface() -> onnx.ModelProto:
-    from veil.quantize import Calibration, int8_graph
+    from veil.detection.quantize import Calibration, int8_graph
 
-    calibration = Calibration.bundled("centerface_int8.json")
+    calibration = Calibration.bundled("weights/centerface_int8.json")
     if calibration.model_sha256 != CENTERFACE.sha256:
         raise ModelError("centerface_int8.json was measured on other CenterFace weights")
     return int8_graph(fitted_graph(CENTERFACE), calibration.ranges)

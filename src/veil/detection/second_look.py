@@ -1,7 +1,7 @@
 """A second look at a face candidate: its crop searched again, at the sizes
 where each detector sees faces best.
 
-The multi-scale search (`veil.detect`) keeps everything CenterFace scores
+The multi-scale search (`veil.detection.detect`) keeps everything CenterFace scores
 from 0.1, so that small and blurred faces are not lost; on photos with no
 person in them most of what it keeps is texture (petals, leaves, a vase). A
 look crops the candidate with its surroundings, resizes the crop so that the
@@ -30,11 +30,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from veil.detect import RGBImage, decode_centerface, padded_blob
+from veil.detection.detect import RGBImage, decode_centerface, padded_blob
+from veil.detection.engine import Net, fitted_graph
+from veil.detection.models import CENTERFACE, RETINAFACE
+from veil.detection.retinaface import decode_retinaface_native
 from veil.detections import Detections, FloatArray
-from veil.engine import Net, fitted_graph
-from veil.models import CENTERFACE, RETINAFACE
-from veil.retinaface import decode_retinaface_native
 
 SMALL_FACE = 16.0  # px: below this a candidate gets the enlarging looks
 

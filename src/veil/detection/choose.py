@@ -1,13 +1,13 @@
 """Which face candidates to mask: the picture decides how much proof one needs.
 
-The search (`veil.detect`) proposes every candidate CenterFace scores from
+The search (`veil.detection.detect`) proposes every candidate CenterFace scores from
 0.1. On people-free photos those are texture, and almost all are scored
 below 0.5; in a crowd, real faces are scored that low too, by the hundred.
 What separates the two is the rest of the picture, so the choice is made
 per picture (per frame in video):
 
 1. **Does it show people?** Yes when a candidate scored `sure_score` or more
-   is confirmed by a second look (`veil.second_look`), when two looks at
+   is confirmed by a second look (`veil.detection.second_look`), when two looks at
    one candidate agree firmly, or when at least `crowd` small candidates are
    confirmed (a crowd whose faces are all tiny).
 2. **If not**, only confirmed candidates are masked: a face must be seen
@@ -31,10 +31,10 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from veil.detect import Detector, RGBImage
+from veil.detection.detect import Detector, RGBImage
+from veil.detection.second_look import SMALL_FACE, Look, SecondLook
 from veil.detections import Detections
 from veil.options import ChoiceOptions, Precision
-from veil.second_look import SMALL_FACE, Look, SecondLook
 from veil.text import centre_in
 
 

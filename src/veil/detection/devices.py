@@ -1,6 +1,6 @@
 """Choose where the detectors run, and build them there.
 
-The CPU path needs nothing beyond veil's own dependencies; `veil.gpu` and
+The CPU path needs nothing beyond veil's own dependencies; `veil.detection.gpu` and
 PyTorch are imported only when a GPU is asked for, or found under AUTO.
 """
 
@@ -8,21 +8,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from veil.choose import ChoosingDetector
-from veil.detect import CenterFaceDetector, Detector
+from veil.detection.choose import ChoosingDetector
+from veil.detection.detect import CenterFaceDetector, Detector
+from veil.detection.retinaface import RetinaFaceDetector
 from veil.errors import DeviceUnavailableError
 from veil.options import AnonymizeOptions, DetectionOptions, Device
-from veil.retinaface import RetinaFaceDetector
 
 if TYPE_CHECKING:
-    from veil.gpu import TorchRetinaFace
+    from veil.detection.gpu import TorchRetinaFace
 
 
 def resolve(device: Device) -> Device:
     """AUTO made definite; CUDA checked."""
     if device is Device.CPU:
         return device
-    from veil.gpu import cuda_available
+    from veil.detection.gpu import cuda_available
 
     if cuda_available():
         return Device.CUDA
@@ -40,7 +40,7 @@ def face_detector(options: AnonymizeOptions) -> ChoosingDetector:
 
 def centerface(options: DetectionOptions, device: Device) -> Detector:
     if resolve(device) is Device.CUDA:
-        from veil.gpu import TorchCenterFace
+        from veil.detection.gpu import TorchCenterFace
 
         return TorchCenterFace(options)
     return CenterFaceDetector(options)
@@ -48,7 +48,7 @@ def centerface(options: DetectionOptions, device: Device) -> Detector:
 
 def retinaface(threshold: float, device: Device) -> RetinaFaceDetector | TorchRetinaFace:
     if resolve(device) is Device.CUDA:
-        from veil.gpu import TorchRetinaFace
+        from veil.detection.gpu import TorchRetinaFace
 
         return TorchRetinaFace(threshold)
     return RetinaFaceDetector(threshold)

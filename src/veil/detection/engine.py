@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from veil.models import ModelSpec, verified_model_bytes
+from veil.detection.models import ModelSpec, verified_model_bytes
 
 if TYPE_CHECKING:
     import onnx
