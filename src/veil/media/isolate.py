@@ -64,12 +64,12 @@ def isolated(work: Callable[..., T], *args: Any, limits: InputLimits) -> T:
                     raise DecoderGoneError from e
                 result: T = _outcome(server, limits)
                 return result
-            except VeilError:
-                raise  # the exchange ended as it should: the server is ready for the next file
             except DecoderGoneError as e:  # the server had gone (killed between two files): afresh, once
                 _stop(server)
                 if attempt == 2:
                     raise DecodeLimitError("the decoding process could not be started") from e
+            except VeilError:
+                raise  # the exchange ended as it should: the server is ready for the next file
             except (OSError, EOFError) as e:
                 _stop(server)
                 raise DecodeLimitError(f"the decoding process failed: {e}") from e
