@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from veil.batch.journal import JOURNAL_NAME, Journal, options_key
-from veil.jobs import Job, plan_jobs
+from veil.jobs import Job, find_jobs
 from veil.report import FileReport, FileStatus
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,7 +88,7 @@ def resume_time(work: Path, files: int = 10_000, done: int = 9_000) -> float:
     pixels = np.zeros((16, 16, 3), np.uint8)
     for index in range(files):
         Image.fromarray(pixels).save(archive / f"{index:05d}.png")
-    jobs = [entry for entry in plan_jobs([archive], out) if isinstance(entry, Job)]
+    jobs = [entry for entry in find_jobs([archive], out) if isinstance(entry, Job)]
     key = options_key({}, "bench")
     from veil.batch.journal import fingerprint
 
@@ -102,7 +102,7 @@ def resume_time(work: Path, files: int = 10_000, done: int = 9_000) -> float:
             journal.finish(job, report, key, fingerprint(job.source))
     started = time.monotonic()
     with Journal(out / JOURNAL_NAME) as journal:
-        planned = [entry for entry in plan_jobs([archive], out) if isinstance(entry, Job)]
+        planned = [entry for entry in find_jobs([archive], out) if isinstance(entry, Job)]
         journal.recover()
         journal.gone(planned)
         journal.plan(planned)

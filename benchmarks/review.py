@@ -44,7 +44,7 @@ from veil.cli import main
 from veil.plan.files import file_sha256, load_plan, save_plan
 from veil.plan.model import Decision, FrameBox, Source
 from veil.report import RunReport
-from veil.review.batch import Batch
+from veil.review.run import ReviewedRun
 from veil.review.server import Review, Secrets, make_server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +82,7 @@ def open_batch(out: Path) -> dict[str, float]:
     from playwright.sync_api import sync_playwright
 
     started = time.perf_counter()
-    batch = Batch(out)
+    batch = ReviewedRun(out)
     read = time.perf_counter() - started
     keys = Secrets()
     server, sock = make_server(batch, keys)
@@ -168,7 +168,7 @@ def one_minute_clip(data: Path, root: Path) -> tuple[Path, Path]:
 
 def frame_times(out: Path) -> dict[str, float]:
     keys = Secrets(port=1)
-    review = Review(Batch(out), keys)
+    review = Review(ReviewedRun(out), keys)
     client = TestClient(review.app(), base_url="http://127.0.0.1:1")
     client.get(f"/?token={keys.token}", follow_redirects=False)
     item = client.get("/api/files").json()["files"][0]["id"]
@@ -195,7 +195,7 @@ def frame_times(out: Path) -> dict[str, float]:
 def uncover_time(out: Path) -> dict[str, Any]:
     """Every track of the clip dropped; the check the page makes before Apply."""
     keys = Secrets(port=1)
-    batch = Batch(out)
+    batch = ReviewedRun(out)
     client = TestClient(Review(batch, keys).app(), base_url="http://127.0.0.1:1")
     client.get(f"/?token={keys.token}", follow_redirects=False)
     (item,) = batch.items.values()
@@ -209,7 +209,7 @@ def uncover_time(out: Path) -> dict[str, Any]:
 
 
 def apply_time(out: Path, on_frames: bool = False) -> dict[str, Any]:
-    batch = Batch(out)
+    batch = ReviewedRun(out)
     (item,) = batch.items.values()
     draft = batch.draft(item)
     region = next(r for r in draft.plan.regions if r.decision is Decision.MASK)

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from veil.cli import main
-from veil.review.batch import Batch
+from veil.review.run import ReviewedRun
 from veil.review.server import Secrets, make_server
 
 from conftest import ASTRONAUT_FACE
@@ -108,9 +108,9 @@ def track_onto_a_face(
 
 
 @contextmanager
-def serving(outdir: Path) -> Iterator[tuple[Secrets, Batch]]:
+def serving(outdir: Path) -> Iterator[tuple[Secrets, ReviewedRun]]:
     keys = Secrets()
-    batch = Batch(outdir)
+    batch = ReviewedRun(outdir)
     server, sock = make_server(batch, keys)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -20,9 +20,9 @@ from veil.plan.edit import SPREAD, inside_picture, moved, removed, spanned, spli
 from veil.plan.files import load_plan
 from veil.plan.model import Decision, Found, FrameBox, Kind, Plan, Region, Source
 from veil.plan.read import plan_from_dict
-from veil.review.batch import Batch
 from veil.review.draft import Draft, draft_path
 from veil.review.follow import followed
+from veil.review.run import ReviewedRun
 from veil.review.uncover import dropped_by_person, uncovered
 from veil.review.views import file_summary, review_order, spans
 
@@ -125,7 +125,7 @@ def reviewed(tmp_path: Path, astronaut: npt.NDArray[np.uint8]) -> Path:
 
 
 def test_a_failed_apply_leaves_the_output_and_its_plan(reviewed: Path, tmp_path: Path) -> None:
-    batch = Batch(reviewed)
+    batch = ReviewedRun(reviewed)
     (item,) = batch.items.values()
     output, plan_file = reviewed / "one.png", reviewed / "one.png.plan.json"
     before = output.read_bytes(), plan_file.read_bytes()
@@ -151,7 +151,7 @@ def test_a_copied_folder_is_reviewed_where_it_is_not_where_its_report_points(
     the folder is applied in the copy, and the first folder is not touched."""
     copy = shutil.copytree(reviewed, tmp_path / "copy")
     before = files_under(reviewed)
-    batch = Batch(copy)
+    batch = ReviewedRun(copy)
     (item,) = batch.items.values()
     assert item.output == (copy / "one.png").resolve()
     batch.change(item, lambda plan: plan.drawn(box=(10.0, 10.0, 60.0, 60.0), label="sign"))
@@ -162,7 +162,7 @@ def test_a_copied_folder_is_reviewed_where_it_is_not_where_its_report_points(
 
 
 def test_an_apply_whose_render_fails_verification_changes_nothing(reviewed: Path) -> None:
-    batch = Batch(reviewed)
+    batch = ReviewedRun(reviewed)
     (item,) = batch.items.values()
     output, plan_file, report_file = (
         reviewed / "one.png",
@@ -181,11 +181,11 @@ def test_an_apply_whose_render_fails_verification_changes_nothing(reviewed: Path
 
 
 def test_unapplied_edits_are_shown_after_a_restart(reviewed: Path) -> None:
-    batch = Batch(reviewed)
+    batch = ReviewedRun(reviewed)
     (item,) = batch.items.values()
     assert not file_summary(batch, item)["unapplied"]
     batch.change(item, lambda plan: plan.decide("f1", Decision.DROP))
-    again = Batch(reviewed)  # veil review started again: no draft opened yet
+    again = ReviewedRun(reviewed)  # veil review started again: no draft opened yet
     (item,) = again.items.values()
     summary = file_summary(again, item)
     assert summary["unapplied"] and summary["edited"]
@@ -285,7 +285,7 @@ def test_drops_that_would_uncover_a_face_are_told(tmp_path: Path, astronaut: npt
 
 def test_a_folder_without_a_report_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ReviewError, match=r"veil-report\.json"):
-        Batch(tmp_path)
+        ReviewedRun(tmp_path)
     assert run("review", tmp_path, "--no-browser") == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith("veil: no veil-report.json") and "\n" not in error and "Traceback" not in error

@@ -20,8 +20,8 @@ from veil.detection.choose import Reason
 from veil.errors import PlanError
 from veil.plan.model import Box, Decision, Found, Kind, Plan, Region, Source
 from veil.review import explain
-from veil.review.batch import Batch
 from veil.review.draft import Draft, draft_path
+from veil.review.run import ReviewedRun
 from veil.review.server import Review, Secrets
 from veil.review.views import batch_view, file_view, review_order
 
@@ -161,9 +161,9 @@ def flower_run(tmp_path_factory: pytest.TempPathFactory, astronaut: npt.NDArray[
 
 
 @pytest.fixture
-def client(flower_run: Path) -> Iterator[tuple[TestClient, Batch, str]]:
+def client(flower_run: Path) -> Iterator[tuple[TestClient, ReviewedRun, str]]:
     keys = Secrets(port=PORT)
-    batch = Batch(flower_run)
+    batch = ReviewedRun(flower_run)
     client = TestClient(Review(batch, keys).app(), base_url=f"http://127.0.0.1:{PORT}")
     assert client.get(f"/?token={keys.token}", follow_redirects=False).status_code == 303
     client.headers.update({"origin": f"http://127.0.0.1:{PORT}", "x-veil-csrf": keys.csrf})
@@ -176,7 +176,7 @@ def client(flower_run: Path) -> Iterator[tuple[TestClient, Batch, str]]:
     report.write_text(json.dumps(data))
 
 
-def test_the_page_gets_many_regions_decided_in_one_step(client: tuple[TestClient, Batch, str]) -> None:
+def test_the_page_gets_many_regions_decided_in_one_step(client: tuple[TestClient, ReviewedRun, str]) -> None:
     http, _, item = client
     weak = [f"f{100 + n}" for n in range(30)]
     shown = http.get(f"/api/files/{item}").json()
@@ -207,7 +207,7 @@ def test_the_page_gets_many_regions_decided_in_one_step(client: tuple[TestClient
 
 
 def test_what_was_looked_at_survives_a_restart(
-    client: tuple[TestClient, Batch, str], flower_run: Path
+    client: tuple[TestClient, ReviewedRun, str], flower_run: Path
 ) -> None:
     http, batch, item = client
     total = len(batch.draft(batch.items[item]).plan.regions)
@@ -221,7 +221,7 @@ def test_what_was_looked_at_survives_a_restart(
     refused = http.post(f"/api/files/{item}/looked", json={"regions": ["f999"]})
     assert refused.status_code == 400 and "f999" in refused.json()["error"]
 
-    again = Batch(flower_run)  # veil review started again on the same folder
+    again = ReviewedRun(flower_run)  # veil review started again on the same folder
     (other,) = again.items.values()
     assert other.looked_at == {"f1", "f100", "f101"}
     view = file_view(again, other)

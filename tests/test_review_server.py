@@ -15,15 +15,17 @@ import numpy.typing as npt
 import pytest
 from starlette.testclient import TestClient
 
-from veil.review.batch import Batch
 from veil.review.draft import draft_path
 from veil.review.guard import COOKIE
+from veil.review.run import ReviewedRun
 from veil.review.server import Review, Secrets, bind
 
 from conftest import outward_allowed
 from review_batch import run
 
 PORT = 48123
+
+Served = tuple[TestClient, Secrets, ReviewedRun]  # the client, its keys, the run it serves
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +42,9 @@ def outdir(tmp_path_factory: pytest.TempPathFactory, astronaut: npt.NDArray[np.u
 
 
 @pytest.fixture
-def server(outdir: Path) -> Iterator[tuple[TestClient, Secrets, Batch]]:
+def server(outdir: Path) -> Iterator[Served]:
     keys = Secrets(port=PORT)
-    batch = Batch(outdir)
+    batch = ReviewedRun(outdir)
     client = TestClient(Review(batch, keys).app(), base_url=f"http://127.0.0.1:{PORT}")
     yield client, keys, batch
     for item in batch.items.values():  # each test starts from the plan anonymize wrote
@@ -66,7 +68,7 @@ def first_id(client: TestClient) -> str:
     return str(next(f["id"] for f in files if f["name"] == "one.png"))
 
 
-def test_nothing_is_served_without_the_token(server: tuple[TestClient, Secrets, Batch]) -> None:
+def test_nothing_is_served_without_the_token(server: Served) -> None:
     client, _, batch = server
     item = next(iter(batch.items))
     for path in ("/", "/api/files", "/api/session", f"/api/files/{item}", f"/media/{item}/original"):
@@ -80,7 +82,7 @@ def test_nothing_is_served_without_the_token(server: tuple[TestClient, Secrets, 
     assert client.get("/api/files").status_code == 403
 
 
-def test_the_token_is_swapped_for_a_strict_cookie(server: tuple[TestClient, Secrets, Batch]) -> None:
+def test_the_token_is_swapped_for_a_strict_cookie(server: Served) -> None:
     client, keys, _ = server
     response = client.get(f"/?token={keys.token}", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/"  # the token leaves the URL
@@ -90,7 +92,9 @@ def test_the_token_is_swapped_for_a_strict_cookie(server: tuple[TestClient, Secr
     assert client.get("/api/files").json()["counts"]["total"] == 2
 
 
-def test_other_hosts_are_refused_even_with_the_cookie(server: tuple[TestClient, Secrets, Batch]) -> None:
+def test_other_hosts_are_refused_even_with_the_cookie(
+    server: Served,
+) -> None:
     client, keys, _ = server
     signed_in(client, keys)
     for host in ("evil.example", f"evil.example:{PORT}", f"127.0.0.1:{PORT + 1}", "127.0.0.1"):
@@ -98,7 +102,9 @@ def test_other_hosts_are_refused_even_with_the_cookie(server: tuple[TestClient, 
     assert client.get("/api/files", headers={"host": f"localhost:{PORT}"}).status_code == 200
 
 
-def test_changes_need_the_same_origin_and_the_csrf_token(server: tuple[TestClient, Secrets, Batch]) -> None:
+def test_changes_need_the_same_origin_and_the_csrf_token(
+    server: Served,
+) -> None:
     client, keys, batch = server
     signed_in(client, keys)
     item = first_id(client)
@@ -143,9 +149,7 @@ def test_changes_need_the_same_origin_and_the_csrf_token(server: tuple[TestClien
         "/static/",
     ],
 )
-def test_no_path_from_a_request_reaches_the_disk(
-    server: tuple[TestClient, Secrets, Batch], path: str
-) -> None:
+def test_no_path_from_a_request_reaches_the_disk(server: Served, path: str) -> None:
     client, keys, _ = server
     signed_in(client, keys)
     item = first_id(client)
@@ -155,7 +159,7 @@ def test_no_path_from_a_request_reaches_the_disk(
     assert b"def " not in response.content
 
 
-def test_only_the_reports_files_are_listed(server: tuple[TestClient, Secrets, Batch]) -> None:
+def test_only_the_reports_files_are_listed(server: Served) -> None:
     client, keys, _ = server
     signed_in(client, keys)
     listing = client.get("/api/files").json()
@@ -172,7 +176,9 @@ def test_only_the_reports_files_are_listed(server: tuple[TestClient, Secrets, Ba
         assert response.status_code == 200 and response.content[:2] == b"\xff\xd8", view
 
 
-def test_every_response_forbids_framing_and_other_origins(server: tuple[TestClient, Secrets, Batch]) -> None:
+def test_every_response_forbids_framing_and_other_origins(
+    server: Served,
+) -> None:
     client, keys, _ = server
     for response in (client.get("/"), signed_in(client, keys).get("/"), client.get("/static/review.js")):
         policy = response.headers["content-security-policy"]
@@ -220,7 +226,7 @@ def _outward_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-def test_edits_are_saved_at_once_and_undone(server: tuple[TestClient, Secrets, Batch], outdir: Path) -> None:
+def test_edits_are_saved_at_once_and_undone(server: Served, outdir: Path) -> None:
     client, keys, _ = server
     signed_in(client, keys)
     item = first_id(client)
@@ -253,7 +259,7 @@ def test_edits_are_saved_at_once_and_undone(server: tuple[TestClient, Secrets, B
         assert client.post(f"/api/files/{item}/edit", json=body, headers=headers).status_code == 400
 
 
-def test_approval_waits_for_applied_changes(server: tuple[TestClient, Secrets, Batch], outdir: Path) -> None:
+def test_approval_waits_for_applied_changes(server: Served, outdir: Path) -> None:
     client, keys, _ = server
     signed_in(client, keys)
     item = first_id(client)
@@ -267,7 +273,7 @@ def test_approval_waits_for_applied_changes(server: tuple[TestClient, Secrets, B
     assert not any(file["review"] and file["review"]["approved"] for file in report["files"])
 
 
-def test_the_address_opens_one_browser_only(server: tuple[TestClient, Secrets, Batch]) -> None:
+def test_the_address_opens_one_browser_only(server: Served) -> None:
     client, keys, _ = server
     signed_in(client, keys)
     assert client.get(f"/?token={keys.token}", follow_redirects=False).status_code == 303  # the same browser
@@ -277,9 +283,7 @@ def test_the_address_opens_one_browser_only(server: tuple[TestClient, Secrets, B
     assert "set-cookie" not in response.headers and other.get("/api/files").status_code == 403
 
 
-def test_edits_are_refused_with_one_line_when_incomplete(
-    server: tuple[TestClient, Secrets, Batch], outdir: Path
-) -> None:
+def test_edits_are_refused_with_one_line_when_incomplete(server: Served, outdir: Path) -> None:
     client, keys, _ = server
     signed_in(client, keys)
     item = first_id(client)
@@ -300,7 +304,7 @@ def test_edits_are_refused_with_one_line_when_incomplete(
     assert region["box"] == [0.0, 400.0, 60.0, 512.0]  # dragged past the edge: stored inside the picture
 
 
-def test_a_photo_needs_no_warning_before_apply(server: tuple[TestClient, Secrets, Batch]) -> None:
+def test_a_photo_needs_no_warning_before_apply(server: Served) -> None:
     client, keys, _ = server
     signed_in(client, keys)
     item = first_id(client)

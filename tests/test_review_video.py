@@ -21,10 +21,10 @@ from starlette.testclient import TestClient
 
 from veil.media.video import FrameReader
 from veil.plan.model import Decision, FrameBox, Kind, Region
-from veil.review.batch import Batch
 from veil.review.draft import draft_path
 from veil.review.follow import followed
 from veil.review.people import crop_around, surest_frame
+from veil.review.run import ReviewedRun
 from veil.review.server import Review, Secrets
 
 from review_batch import run
@@ -83,7 +83,7 @@ def clip_run(tmp_path_factory: pytest.TempPathFactory, astronaut: npt.NDArray[np
 def client(clip_run: tuple[Path, Clip]) -> Iterator[tuple[TestClient, Secrets, str]]:
     outdir, _ = clip_run
     keys = Secrets(port=PORT)
-    batch = Batch(outdir)
+    batch = ReviewedRun(outdir)
     client = TestClient(Review(batch, keys).app(), base_url=f"http://127.0.0.1:{PORT}")
     assert client.get(f"/?token={keys.token}", follow_redirects=False).status_code == 303
     (item,) = batch.items

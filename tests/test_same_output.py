@@ -26,7 +26,7 @@ from batches import FAST, VEIL, same_video, temporary_files, veil
 from veil.cli import main
 from veil.plan.edit import whole_clip
 from veil.plan.model import Shape
-from veil.review.batch import Batch
+from veil.review.run import ReviewedRun
 
 from videos import make_crowd
 
@@ -110,7 +110,7 @@ def test_an_apply_from_review_comes_out_the_same_every_time(first: Path, tmp_pat
     boxes = (first / "veil-report.boxes.json").read_bytes()
     for name in ("one", "two"):
         copy = shutil.copytree(first, tmp_path / name)
-        batch = Batch(copy)
+        batch = ReviewedRun(copy)
         (item,) = batch.items.values()
         batch.change(
             item, lambda plan: plan.drawn(keyframes=whole_clip(plan, sign), label="sign", shape=Shape.BOX)

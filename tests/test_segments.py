@@ -82,7 +82,7 @@ def test_a_clip_in_parts_is_the_clip_in_one_piece(
 def test_parts_cut_at_key_frames_cover_each_frame_once() -> None:
     clip = segments.Survey(tuple(range(0, 300 * 3600, 3600)), tuple(range(0, 300, 25)))
     options = replace(OPTIONS, video=replace(OPTIONS.video, segment_frames=50))
-    parts = segments.plan_parts(clip, 2, options)
+    parts = segments.cut_parts(clip, 2, options)
     assert len(parts) == 4
     kept = [frame for part in parts for frame in part.span.keep]
     assert kept == list(range(300))
@@ -95,9 +95,9 @@ def test_parts_cut_at_key_frames_cover_each_frame_once() -> None:
 
 def test_clips_too_short_or_without_key_frames_to_cut_at_are_not_cut() -> None:
     short = segments.Survey(tuple(range(30)), tuple(range(0, 30, 5)))
-    assert segments.plan_parts(short, 2, OPTIONS) == []  # under two parts' worth
+    assert segments.cut_parts(short, 2, OPTIONS) == []  # under two parts' worth
     one_key = segments.Survey(tuple(range(300)), (0,))
-    assert segments.plan_parts(one_key, 2, OPTIONS) == []
+    assert segments.cut_parts(one_key, 2, OPTIONS) == []
 
 
 def test_a_clip_with_one_key_frame_is_done_in_one_piece(

@@ -25,7 +25,7 @@ from veil.batch.run import Ray, run_batch
 from veil.batch.workers import default_jobs
 from veil.detection import devices
 from veil.errors import JournalError, VeilError, quiet_library_logs
-from veil.jobs import Job, is_video, plan_jobs, plan_pairs
+from veil.jobs import Job, find_jobs, find_pairs, is_video
 from veil.media.files import publish_bytes
 from veil.options import (
     AnonymizeOptions,
@@ -41,7 +41,7 @@ from veil.options import (
     VideoOptions,
 )
 from veil.pipeline.output import model_info, veil_version
-from veil.pipeline.render import RenderJob, plan_beside, plan_renders, render_jobs
+from veil.pipeline.render import RenderJob, find_renders, plan_beside, render_jobs
 from veil.report import FileReport, PairReport, RunReport, VerifyRunReport
 from veil.terminal import file_error, print_verdict, say_error, status_lines, summary_line, with_progress
 from veil.verify import Verifier
@@ -167,7 +167,7 @@ def run_anonymize(args: argparse.Namespace, options: AnonymizeOptions) -> int:
             journal = None
         warnings.append(f"warning: {e}; this batch cannot be resumed")
         errors.print(warnings[-1], style="yellow", highlight=False)
-    planned = plan_jobs(list(args.paths), args.output)
+    planned = find_jobs(list(args.paths), args.output)
     has_video = any(isinstance(entry, Job) and is_video(entry.source) for entry in planned)
 
     def work(progress: Callable[[FileReport], None], on_frame: Callable[[int, int], None]) -> RunReport:
@@ -208,12 +208,12 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_review(args: argparse.Namespace) -> int:
-    from veil.review.batch import Batch
+    from veil.review.run import ReviewedRun
     from veil.review.server import serve
 
     errors = Console(stderr=True)
     try:
-        batch = Batch(args.outdir, Device(args.device))
+        batch = ReviewedRun(args.outdir, Device(args.device))
     except VeilError as e:
         say_error(str(e))
         return EXIT_FAILED
@@ -253,7 +253,7 @@ def run_render(args: argparse.Namespace, options: AnonymizeOptions) -> int:
     if args.original.is_dir() != args.plan.is_dir():
         say_error("ORIGINAL and PLAN must both be files or both be folders")
         return EXIT_FAILED
-    planned = plan_renders(args.original, args.plan, args.output)
+    planned = find_renders(args.original, args.plan, args.output)
     has_video = any(isinstance(entry, RenderJob) and is_video(entry.source) for entry in planned)
 
     def work(progress: Callable[[FileReport], None], on_frame: Callable[[int, int], None]) -> RunReport:
@@ -309,7 +309,7 @@ def run_verify(args: argparse.Namespace) -> int:
         verifier_models=[model_info(m) for m in verifier.models],
         options={"audio": audio.value},
     )
-    for original, output in plan_pairs(args.original, args.anonymized):
+    for original, output in find_pairs(args.original, args.anonymized):
         pair = _verify_pair(verifier, original, output, audio)
         report.files.append(pair)
         if pair.error is not None:

@@ -31,7 +31,7 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_FORMATS
 
 
-def plan_jobs(paths: list[Path], out_dir: Path | None) -> list[Job | FileReport]:
+def find_jobs(paths: list[Path], out_dir: Path | None) -> list[Job | FileReport]:
     """Jobs for every photo under `paths`, in a stable order; files found in
     folders that are not photos come back as skipped or failed reports."""
     planned: list[Job | FileReport] = []
@@ -100,7 +100,7 @@ def failure_report(source: Path, error: Exception, prefix: str = "") -> FileRepo
     )
 
 
-def plan_pairs(original: Path, anonymized: Path) -> list[tuple[Path, Path]]:
+def find_pairs(original: Path, anonymized: Path) -> list[tuple[Path, Path]]:
     """(original, output) pairs for `veil verify`: two files, or every photo
     and video under a folder with its output at the same relative path in the
     other folder (a file and a folder: the output of that name inside it)."""
@@ -109,6 +109,6 @@ def plan_pairs(original: Path, anonymized: Path) -> list[tuple[Path, Path]]:
         return [(original, target)]
     return [
         (entry.source, entry.target)
-        for entry in plan_jobs([original], anonymized)
+        for entry in find_jobs([original], anonymized)
         if isinstance(entry, Job) and not is_veil_output(entry.source)
     ]

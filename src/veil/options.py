@@ -33,51 +33,21 @@ class Device(StrEnum):
 
 @dataclass(frozen=True)
 class DetectionOptions:
-    """Where and how hard CenterFace looks for faces.
+    """Where and how hard CenterFace looks for faces (`veil.detection.detect`).
+    Why each default is what it is: benchmarks/HISTORY.md."""
 
-    The image is searched at several scales: a coarse pass for large faces
-    and finer passes, up to `max_upscale`, for crowds of small faces. The
-    finest pass is limited to `max_pixels` so huge photos stay tractable.
-    With `mirror`, every pass but the finest also searches the mirrored
-    image: CenterFace finds some faces in only one of the two.
-
-    In video on the CPU, the finest pass runs on every `video_fine_every`-th
-    frame and the mirrored passes on every `video_mirror_every`-th; the other
-    passes run on every frame, and tracking masks a face between the frames
-    that saw it. On a GPU every frame gets every pass.
-
-    The finest pass, three quarters of the work, searches only where the
-    plain pass at the next scale has a face-centre score of `focus_threshold`
-    or more, within 64 of that pass's pixels (`veil.detection.detect.focus_windows`;
-    0: the whole image). On widerface-dev at full size (benchmarks/passes.py)
-    that lost no face at 0.02, 0.03 or 0.05; at 0.03 the finest pass took
-    31% less time on the crowds and 53% less on the people-free photos.
-    Its finds near a window's cut edge, or taller than two cells, are
-    dropped: false faces appear there (`CenterFaceDetector.detect_in_windows`).
-
-    With `int8_next` (off by default), the CPU runs the passes at half the
-    finest scale, plain and mirrored, with 8-bit integer convolutions
-    (`veil.detection.quantize`): 1.8x faster, and on widerface-dev at full size they
-    found more of the faces float missed than they lost, in every size bin
-    (benchmarks/passes.py), but proposed 11% more candidates, and among
-    people those are masked without proof: one lands on the astronaut's
-    flag. With `int8_finest` (off by default) the finest pass runs so; it
-    was 1.9x faster but lost 35 faces under 16 px that float found (while
-    finding 29 others) and one of 16-32 px.
-    """
-
-    threshold: float = 0.1
-    max_upscale: float = 2.0
-    max_pixels: int = 12_000_000
-    coarse_side: int = 640
-    tile_side: int = 2560  # 1080p at 2x in two tiles: 23% faster than 1536, 1.4 GB peak
-    tile_overlap: int = 128
-    mirror: bool = True
-    video_fine_every: int = 3
-    video_mirror_every: int = 2
-    int8_finest: bool = False
-    int8_next: bool = False
-    focus_threshold: float = 0.03
+    threshold: float = 0.1  # the least score a candidate is kept with
+    max_upscale: float = 2.0  # the finest pass's enlargement, for crowds of small faces
+    max_pixels: int = 12_000_000  # the finest pass's size at most: huge photos stay tractable
+    coarse_side: int = 640  # the coarse pass's longer side, for faces filling the picture
+    tile_side: int = 2560  # passes larger than this run in tiles
+    tile_overlap: int = 128  # pixels shared by neighbouring tiles
+    mirror: bool = True  # every pass but the finest also searches the mirrored image
+    video_fine_every: int = 3  # video on the CPU: the finest pass on every n-th frame
+    video_mirror_every: int = 2  # video on the CPU: the mirrored passes on every n-th frame
+    int8_finest: bool = False  # the finest pass with 8-bit convolutions (loses small faces)
+    int8_next: bool = False  # the passes at half the finest scale in 8 bits
+    focus_threshold: float = 0.03  # the finest pass searches only where the next one scores this (0: all)
 
     def __post_init__(self) -> None:
         if self.video_fine_every < 1 or self.video_mirror_every < 1:
@@ -224,45 +194,23 @@ class VideoOptions:
     audio: AudioMode = AudioMode.KEEP
     tracking: TrackingOptions = field(default_factory=TrackingOptions)
     crf: int = 20  # x264 constant rate factor: visually close to typical camera output
-    # At crf 20 alone outputs came out up to 2.6x their input's size; capped
-    # at 1.2x the input's video bit rate they stay near it (benchmarks/video.py).
-    bitrate_cap: float = 1.2
-    # With worker processes, a clip of at least twice this many frames is
-    # cut at key frames into parts that workers mask side by side (a
-    # minute at 25 fps; 0: never). See veil.segments.
-    segment_frames: int = 1500
+    bitrate_cap: float = 1.2  # the output's video bit rate at most this times the input's
+    segment_frames: int = 1500  # --jobs: clips of twice this cut into parts (veil.pipeline.parts; 0: never)
 
 
 @dataclass(frozen=True)
 class VerifyOptions:
-    """How hard outputs are attacked before they are published.
+    """How hard outputs are attacked before they are published (`veil.verify`).
+    A find over pixels the output left as they were fails the file, or goes
+    to review, by the scores below; one that would fail must also be
+    confirmed by a second look at the original. Why: benchmarks/HISTORY.md."""
 
-    A face that a detector finds in the output, over pixels that are the
-    same as the original's (a pixel is changed when a channel moved by more
-    than `changed_level`; a box is masked when `masked_fraction` of it
-    changed), was left visible. RetinaFace, the independent detector, fails
-    a file from `fail_score` and lists weaker finds from `review_score` for a
-    person to look at; CenterFace, the detector that made the masks, takes a
-    second look in one pass at a single scale, lists finds from
-    `centerface_review_score` and fails the file from `centerface_fail_score`.
-    Its weaker finds are left out of the review list: on widerface-dev, 4,684
-    finds between 0.05 and 0.2 lay on a face left uncovered 3% of the time,
-    while RetinaFace's finds from 0.5 did so 32% of the time.
-
-    A find that would fail a file must also be confirmed by a second look
-    at the original (`veil.detection.second_look`, the rule that decides what is
-    masked); otherwise it goes to the review list. On widerface-dev, 99.4%
-    of RetinaFace's finds from 0.8 on the originals were confirmed; none of
-    the clock, cell, copper vase and flowers that failed people-free photos
-    was.
-    """
-
-    fail_score: float = 0.8
-    review_score: float = 0.5
-    centerface_fail_score: float = 0.5
-    centerface_review_score: float = 0.2
-    changed_level: int = 12
-    masked_fraction: float = 0.5
+    fail_score: float = 0.8  # RetinaFace, the independent detector: fails the file from this
+    review_score: float = 0.5  # RetinaFace: listed for a person to look at from this
+    centerface_fail_score: float = 0.5  # CenterFace, one pass at one scale: fails from this
+    centerface_review_score: float = 0.2  # CenterFace: listed from this
+    changed_level: int = 12  # a pixel is changed when a channel moved by more than this
+    masked_fraction: float = 0.5  # a box is masked when this share of it changed
     recognition: bool = True
     recognition_every_s: float = 1.0  # video: faces compared in one frame per second
     # photos with a plan: text searched in the output as it was in the

@@ -17,7 +17,7 @@ from veil.batch.raypool import RayPool
 from veil.batch.workers import WorkerPool
 from veil.detection.detect import Detector
 from veil.errors import JournalError
-from veil.jobs import Job, is_video, plan_jobs
+from veil.jobs import Job, find_jobs, is_video
 from veil.media.files import output_root
 from veil.options import AnonymizeOptions
 from veil.pipeline.anonymizer import Anonymizer
@@ -50,7 +50,7 @@ def anonymize_paths(
     it is written beside its input as NAME.veil.EXT.
     """
     out = Path(out_dir) if out_dir is not None else None
-    planned = plan_jobs([Path(p) for p in paths], out)
+    planned = find_jobs([Path(p) for p in paths], out)
     return run_batch(planned, options or AnonymizeOptions(), None, 1, progress, on_frame, detector)
 
 

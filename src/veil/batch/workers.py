@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from veil.media.private import PrivateFolder
 from veil.options import AnonymizeOptions
 from veil.pipeline.anonymizer import Anonymizer
 from veil.pipeline.output import FrameProgress
-from veil.pipeline.parts import Part, PartResult, Survey, anonymize_part, join_parts, plan_parts, survey
+from veil.pipeline.parts import Part, PartResult, Survey, anonymize_part, cut_parts, join_parts, survey
 from veil.report import FileReport, RunReport
 
 ATTEMPTS = 2  # a file whose worker dies twice is reported as failed
@@ -191,7 +192,9 @@ class WorkerPool:
         task that may land the job's output. A long clip is surveyed, done
         in parts and joined (`veil.pipeline.parts`); one that cannot be is done
         whole."""
-        waiting = deque(_Task("survey" if self._cuts(job) else "file", index, job) for index, job in jobs)
+        waiting = deque(
+            _Task(Work.SURVEY if self._cuts(job) else Work.FILE, index, job) for index, job in jobs
+        )
         attempts: dict[tuple[str, int, int], int] = {}
         running: dict[Future[Any], _Task] = {}
         splits: dict[int, _Split] = {}
@@ -199,7 +202,7 @@ class WorkerPool:
             while waiting or running:
                 while waiting and len(running) < self.jobs:
                     task = waiting.popleft()
-                    if task.kind != "part":
+                    if task.kind is not Work.PART:
                         starting(task.job)
                     attempts[task.key] = attempts.get(task.key, 0) + 1
                     running[self._submit(task, splits)] = task
@@ -213,7 +216,7 @@ class WorkerPool:
                         broken = True
                         if attempts[task.key] < ATTEMPTS:
                             waiting.appendleft(task)
-                        elif task.kind in ("file", "join"):
+                        elif task.kind in (Work.FILE, Work.JOIN):
                             yield (
                                 task.index,
                                 task.job,
@@ -225,10 +228,10 @@ class WorkerPool:
                     except Exception:  # a survey or part that could not be: the clip in one piece
                         self._whole(task, splits, waiting)
                         continue
-                    if task.kind in ("file", "join"):
+                    if task.kind in (Work.FILE, Work.JOIN):
                         self._forget(task.index, splits)
                         yield task.index, task.job, result
-                    elif task.kind == "survey":
+                    elif task.kind is Work.SURVEY:
                         self._split(task, result, splits, waiting)
                     else:
                         self._part_done(task, result, splits, waiting)
@@ -246,23 +249,23 @@ class WorkerPool:
         return self.jobs > 1 and self.options.video.segment_frames > 0 and is_video(job.source)
 
     def _submit(self, task: _Task, splits: dict[int, _Split]) -> Future[Any]:
-        if task.kind == "file":
+        if task.kind is Work.FILE:
             return self._pool.submit(_anonymize, task.job)
-        if task.kind == "survey":
+        if task.kind is Work.SURVEY:
             return self._pool.submit(_survey, task.job)
-        if task.kind == "part":
+        if task.kind is Work.PART:
             assert task.part is not None
             return self._pool.submit(_part, task.job, task.part, splits[task.index].folder.path)
         return self._pool.submit(_join, task.job, list(splits[task.index].done.values()))
 
     def _split(self, task: _Task, clip: Survey, splits: dict[int, _Split], waiting: deque[_Task]) -> None:
-        parts = plan_parts(clip, self.jobs, self.options)
+        parts = cut_parts(clip, self.jobs, self.options)
         if not parts:
-            waiting.appendleft(_Task("file", task.index, task.job))
+            waiting.appendleft(_Task(Work.FILE, task.index, task.job))
             return
         splits[task.index] = _Split(PrivateFolder("veil-parts-"), len(parts))
         for part in reversed(parts):  # next, before other files: the clip's output comes sooner
-            waiting.appendleft(_Task("part", task.index, task.job, part))
+            waiting.appendleft(_Task(Work.PART, task.index, task.job, part))
 
     def _part_done(
         self, task: _Task, result: PartResult, splits: dict[int, _Split], waiting: deque[_Task]
@@ -272,7 +275,7 @@ class WorkerPool:
             return
         split.done[result.number] = result
         if len(split.done) == split.parts:
-            waiting.appendleft(_Task("join", task.index, task.job))
+            waiting.appendleft(_Task(Work.JOIN, task.index, task.job))
 
     def _whole(self, task: _Task, splits: dict[int, _Split], waiting: deque[_Task]) -> None:
         """Give up cutting `task`'s clip (once): it is done in one piece."""
@@ -281,7 +284,7 @@ class WorkerPool:
             return
         if split is not None:
             split.abandoned = True
-        waiting.appendleft(_Task("file", task.index, task.job))
+        waiting.appendleft(_Task(Work.FILE, task.index, task.job))
 
     @staticmethod
     def _forget(index: int, splits: dict[int, _Split]) -> None:
@@ -296,18 +299,27 @@ class WorkerPool:
             self._watcher.join(5)
 
 
+class Work(StrEnum):
+    """What a worker is given of a file."""
+
+    FILE = "file"  # the whole file
+    SURVEY = "survey"  # a clip's packets read, to cut it into parts
+    PART = "part"  # one part of a clip
+    JOIN = "join"  # a clip's parts joined into its output
+
+
 @dataclass(frozen=True)
 class _Task:
     """A job's work for one worker: the whole file, or a clip's survey, one
     of its parts, or their join."""
 
-    kind: str  # "file", "survey", "part" or "join"
+    kind: Work
     index: int
     job: Job
     part: Part | None = None
 
     @property
-    def key(self) -> tuple[str, int, int]:
+    def key(self) -> tuple[Work, int, int]:
         return self.kind, self.index, self.part.number if self.part else -1
 
 

@@ -80,7 +80,7 @@ class Pass:
     scale: float
     mirrored: bool = False
     finest: bool = False
-    next: bool = False  # at half the finest pass's scale
+    second_finest: bool = False  # at half the finest pass's scale
 
     @property
     def label(self) -> str:
@@ -93,9 +93,9 @@ def detection_passes(width: int, height: int, options: DetectionOptions) -> list
     scales = detection_scales(width, height, options)
     passes = []
     for index, scale in enumerate(scales):
-        passes.append(Pass(scale, finest=index == 0 and len(scales) > 1, next=index == 1))
+        passes.append(Pass(scale, finest=index == 0 and len(scales) > 1, second_finest=index == 1))
         if options.mirror and index > 0:
-            passes.append(Pass(scale, mirrored=True, next=index == 1))
+            passes.append(Pass(scale, mirrored=True, second_finest=index == 1))
     return passes
 
 
@@ -196,7 +196,7 @@ class CenterFaceDetector:
         the passes at half its scale with `int8_next`."""
         if search.finest:
             return self.options.int8_finest
-        return self.options.int8_next and search.next
+        return self.options.int8_next and search.second_finest
 
     def _search(self, image: RGBImage, passes: list[Pass]) -> Detections:
         """Every pass's finds, merged; each face keeps the pass of its best box."""

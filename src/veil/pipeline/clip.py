@@ -23,7 +23,7 @@ from veil.masks import draw
 from veil.media.encode import VideoSink
 from veil.media.files import atomic_output, check_input_file
 from veil.media.video import MAX_VIDEO_BYTES, VIDEO_FORMATS, VideoFrameIn, VideoProbe, VideoSource
-from veil.options import AnonymizeOptions
+from veil.options import AnonymizeOptions, VideoOptions
 from veil.pipeline.output import FrameProgress, text_reports, veil_version
 from veil.pipeline.photo import frame_text
 from veil.plan.files import file_sha256
@@ -52,7 +52,7 @@ def anonymize_video(
     sha256 = file_sha256(source)
     with VideoSource(source) as video, atomic_output(target) as temporary:
         probe = video.probe
-        sink = output_sink(temporary, container_format, video, options)
+        sink = output_sink(temporary, container_format, video, options.video)
         with clip(probe.frames, detector):
             try:
                 streamed = stream_frames(video, sink, options, detector, on_frame)
@@ -79,17 +79,17 @@ def anonymize_video(
 
 
 def output_sink(
-    out: BinaryIO, container_format: str, video: VideoSource, options: AnonymizeOptions, **more: Any
+    out: BinaryIO, container_format: str, video: VideoSource, options: VideoOptions, **more: Any
 ) -> VideoSink:
-    """The sink of a clip's output, with its sound as `options` say."""
+    """The sink of a clip's output, with its sound and quality as `options` say."""
     return VideoSink(
         out,
         container_format,
         video.probe,
         video.audio_stream,
-        options.video.audio,
-        options.video.crf,
-        options.video.bitrate_cap,
+        options.audio,
+        options.crf,
+        options.bitrate_cap,
         **more,
     )
 

@@ -3,7 +3,7 @@ file without encoding anything again.
 
 A worker first surveys the clip (`survey`): it is decoded whole once, in a
 child process under the decoding limits, and its packets' timestamps and
-key frames are read. The clip is then cut at key frames (`plan_parts`).
+key frames are read. The clip is then cut at key frames (`cut_parts`).
 Each part's worker decodes from the key frame before its context, detects
 and tracks from some way before its first frame to some way past its last
 (`overlap`: enough that tracking, gap filling and the memory of people seen
@@ -100,7 +100,7 @@ def survey(source: Path) -> Survey:
     return Survey(tuple(stamps), tuple(keys))
 
 
-def plan_parts(clip: Survey, workers: int, options: AnonymizeOptions) -> list[Part]:
+def cut_parts(clip: Survey, workers: int, options: AnonymizeOptions) -> list[Part]:
     """Cut `clip` at key frames into parts of about `segment_frames` frames
     or more, two a worker at most; no parts (an empty list) for a clip too
     short to cut, or without key frames where cuts could go."""
@@ -228,7 +228,7 @@ def _joined(
                 or stream.codec_context.extradata != first.codec_context.extradata
             ):
                 raise SeekError("the parts were not encoded alike")
-        sink = output_sink(temporary, container_format, video, options, encoded=first)
+        sink = output_sink(temporary, container_format, video, options.video, encoded=first)
         try:
             pictures = (p for reader, s in zip(readers, streams, strict=True) for p in _packets(reader, s))
             for packet in heapq.merge(_timed(pictures), _timed(video.iter_audio()), key=lambda t: t[0]):

@@ -19,7 +19,7 @@ from veil.detection.choose import Choice, ChoosingDetector, Reason
 from veil.detection.detect import Detector
 from veil.detections import Detections
 from veil.masks import draw, head_ellipses, opaque_where_changed
-from veil.media.image import read_image, write_image
+from veil.media.image import DecodedImage, read_image, write_image
 from veil.options import AnonymizeOptions
 from veil.pipeline.output import region_reports, text_reports, veil_version
 from veil.plan.files import file_sha256
@@ -164,11 +164,7 @@ def anonymize_photo(
     found, text = photo_decisions(decoded.pixels, options, detector)
     origin = Source(source.name, file_sha256(source), width, height)
     plan = photo_plan(origin, found, options.mask, veil_version(), text)
-    image = draw(decoded.pixels, plan.masks_at(None), plan.mask)
-    alpha = decoded.alpha
-    if alpha is not None:
-        alpha = opaque_where_changed(alpha, decoded.pixels, image)
-    write_image(target, image, alpha, decoded.encoding)
+    write_drawn(decoded, plan, target)
     report = FileReport(
         input=str(source),
         status=FileStatus.ANONYMIZED,
@@ -183,3 +179,14 @@ def anonymize_photo(
         metadata_removed=decoded.metadata,
     )
     return report, plan
+
+
+def write_drawn(decoded: DecodedImage, plan: Plan, target: Path) -> None:
+    """Write `target` from `decoded` with the masks of `plan` drawn, made
+    opaque where the picture was transparent: masks must be seen. Shared
+    by anonymizing and rendering, so both give the same file from one plan."""
+    image = draw(decoded.pixels, plan.masks_at(None), plan.mask)
+    alpha = decoded.alpha
+    if alpha is not None:
+        alpha = opaque_where_changed(alpha, decoded.pixels, image)
+    write_image(target, image, alpha, decoded.encoding)

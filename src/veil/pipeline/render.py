@@ -14,13 +14,13 @@ from pathlib import Path
 
 from veil.background import Worker, prefetched
 from veil.errors import OutputExistsError, PlanError, VeilError
-from veil.jobs import failure_report, is_video, plan_jobs
-from veil.masks import draw, opaque_where_changed
-from veil.media.encode import VideoSink
+from veil.jobs import failure_report, find_jobs, is_video
+from veil.masks import draw
 from veil.media.files import atomic_output, check_input_file, output_root
-from veil.media.image import read_image, write_image
+from veil.media.image import read_image
 from veil.media.video import MAX_VIDEO_BYTES, VIDEO_FORMATS, VideoFrameIn, VideoSource
 from veil.options import AnonymizeOptions, InputLimits, VideoOptions
+from veil.pipeline.clip import output_sink
 from veil.pipeline.output import (
     FrameProgress,
     Progress,
@@ -31,6 +31,7 @@ from veil.pipeline.output import (
     veil_version,
     verified_report,
 )
+from veil.pipeline.photo import write_drawn
 from veil.plan.files import check_plan_source, load_plan, plan_path
 from veil.plan.model import Decision, Plan
 from veil.report import (
@@ -180,11 +181,7 @@ def render_photo(original: Path, plan: Plan, target: Path, limits: InputLimits |
     decoded = read_image(original, limits)
     height, width = decoded.pixels.shape[:2]
     check_size(plan, width, height)
-    image = draw(decoded.pixels, plan.masks_at(None), plan.mask)
-    alpha = decoded.alpha
-    if alpha is not None:
-        alpha = opaque_where_changed(alpha, decoded.pixels, image)
-    write_image(target, image, alpha, decoded.encoding)
+    write_drawn(decoded, plan, target)
     return Rendered(
         decoded.encoding.format, width, height, decoded.metadata, orientation_applied=decoded.orientation
     )
@@ -207,15 +204,7 @@ def render_video(
         probe = video.probe
         check_size(plan, probe.width, probe.height)
         with atomic_output(target) as temporary:
-            sink = VideoSink(
-                temporary,
-                container_format,
-                probe,
-                video.audio_stream,
-                options.audio,
-                options.crf,
-                options.bitrate_cap,
-            )
+            sink = output_sink(temporary, container_format, video, options)
             encoder = Worker()
 
             def encode(frame: VideoFrameIn) -> None:
@@ -267,7 +256,7 @@ class RenderJob:
     root: Path | None = None  # the folder named for outputs: below it no link is followed
 
 
-def plan_renders(original: Path, plans: Path, out: Path) -> list[RenderJob | FileReport]:
+def find_renders(original: Path, plans: Path, out: Path) -> list[RenderJob | FileReport]:
     """Render jobs for `veil render`: a file, its plan and its output (into
     `out` when that is a folder), or every photo and video under a folder
     with its plan at the same relative path under `plans` (as anonymize
@@ -276,7 +265,7 @@ def plan_renders(original: Path, plans: Path, out: Path) -> list[RenderJob | Fil
         target = out / original.name if out.is_dir() else out
         return [RenderJob(original, plans, target)]
     jobs: list[RenderJob | FileReport] = []
-    for entry in plan_jobs([original], out):
+    for entry in find_jobs([original], out):
         if isinstance(entry, FileReport):
             jobs.append(entry)
             continue

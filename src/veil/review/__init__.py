@@ -4,7 +4,7 @@ the outputs again, and approves them (`batch`, `draft`, `pictures`,
 `views`, served by `server`)."""
 
 from veil.errors import ReviewError
-from veil.review.batch import Batch, State
 from veil.review.draft import Draft, draft_path
+from veil.review.run import ReviewedRun, State
 
-__all__ = ["Batch", "Draft", "ReviewError", "State", "draft_path"]
+__all__ = ["Draft", "ReviewError", "ReviewedRun", "State", "draft_path"]

@@ -25,8 +25,8 @@ from veil.media.image import read_image
 from veil.media.video import FrameReader
 from veil.options import InputLimits
 from veil.plan.model import Box
-from veil.review.batch import Batch, Item
 from veil.review.people import crop_around, surest_frame
+from veil.review.run import Item, ReviewedRun
 
 Image = npt.NDArray[np.uint8]
 _K = TypeVar("_K")
@@ -67,7 +67,7 @@ class _Cache(Generic[_K, _V]):
 
 
 class Pictures:
-    def __init__(self, batch: Batch, limits: InputLimits | None = None) -> None:
+    def __init__(self, batch: ReviewedRun, limits: InputLimits | None = None) -> None:
         self.batch = batch
         self.limits = limits or InputLimits()
         self._pixels: _Cache[tuple[str, str, int | None], Image] = _Cache(6)

@@ -1,4 +1,4 @@
-"""The review page's server: a thin layer of HTTP over `Batch`, `Pictures`
+"""The review page's server: a thin layer of HTTP over `ReviewedRun`, `Pictures`
 and `veil.plan.edit`, locked down like a Jupyter server.
 
 - It listens on 127.0.0.1 only, on a port the system picks.
@@ -15,6 +15,7 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from importlib.resources import files
 from typing import Any
 
@@ -29,10 +30,10 @@ from veil.errors import NotFoundError, RejectedError, ReviewError, VeilError
 from veil.plan import edit
 from veil.plan.model import Box, Decision, Plan, Shape
 from veil.review import views
-from veil.review.batch import Batch, Item
 from veil.review.follow import followed, tracked
 from veil.review.guard import HOST, ASGIApp, Guard, Secrets
 from veil.review.pictures import Pictures, View
+from veil.review.run import Item, ReviewedRun
 from veil.review.uncover import uncovered
 
 _STATIC = {
@@ -43,12 +44,26 @@ _STATIC = {
 }
 
 
+class Applying(StrEnum):
+    """Where an Apply stands (the page reads these values)."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"  # not rendered
+    REJECTED = "rejected"  # rendered, failed verification, not swapped in
+
+
+class Phase(StrEnum):
+    RENDERING = "rendering"
+    VERIFYING = "verifying"
+
+
 @dataclass
-class _Job:
+class _Apply:
     """An Apply in progress or done."""
 
-    state: str = "running"  # running, done, failed, rejected (rendered, failed verification, not applied)
-    phase: str = "rendering"  # then verifying
+    state: Applying = Applying.RUNNING
+    phase: Phase = Phase.RENDERING
     done: int = 0
     total: int = 0
     error: str | None = None
@@ -57,10 +72,10 @@ class _Job:
 class Review:
     """The routes, over one batch."""
 
-    def __init__(self, batch: Batch, keys: Secrets) -> None:
+    def __init__(self, batch: ReviewedRun, keys: Secrets) -> None:
         self.batch, self.keys = batch, keys
         self.pictures = Pictures(batch)
-        self.jobs: dict[str, _Job] = {}
+        self.jobs: dict[str, _Apply] = {}
         self._checked: dict[str, tuple[int, list[dict[str, Any]]]] = {}  # item: draft version, uncovered
         self._jobs_lock = threading.Lock()
 
@@ -133,7 +148,7 @@ class Review:
     def _idle(self, item: Item) -> None:
         """Refuse to change a file while it is being rendered from its draft."""
         job = self.jobs.get(item.id)
-        if job is not None and job.state == "running":
+        if job is not None and job.state is Applying.RUNNING:
             raise ReviewError(f"{item.name} is being rendered: wait for it to finish")
 
     async def edit(self, request: Request) -> Response:
@@ -234,25 +249,25 @@ class Review:
         self.batch.draft(item)  # refuse at once what cannot be reviewed
         with self._jobs_lock:
             self._idle(item)
-            job = self.jobs[item.id] = _Job()
+            job = self.jobs[item.id] = _Apply()
 
         def rendering(done: int, total: int) -> None:
             job.done, job.total = done, total
 
         def verifying(done: int, total: int) -> None:
-            job.phase, job.done, job.total = "verifying", done, total
+            job.phase, job.done, job.total = Phase.VERIFYING, done, total
 
         def run() -> None:
             try:
                 with item.lock:
                     self.batch.apply(item, rendering, verifying)
-                job.state = "done"
+                job.state = Applying.DONE
             except RejectedError as e:
-                job.state, job.error = "rejected", str(e)
+                job.state, job.error = Applying.REJECTED, str(e)
             except VeilError as e:
-                job.state, job.error = "failed", str(e)
+                job.state, job.error = Applying.FAILED, str(e)
             except Exception as e:  # the page must learn of it; the old output stays
-                job.state, job.error = "failed", f"internal error: {e}".splitlines()[0]
+                job.state, job.error = Applying.FAILED, f"internal error: {e}".splitlines()[0]
 
         threading.Thread(target=run, name=f"apply-{item.id}", daemon=True).start()
         return JSONResponse(self._job(item), status_code=202)
@@ -393,7 +408,7 @@ def bind() -> socket.socket:
     return sock
 
 
-def serve(batch: Batch, on_ready: Callable[[str], None], keys: Secrets | None = None) -> None:
+def serve(batch: ReviewedRun, on_ready: Callable[[str], None], keys: Secrets | None = None) -> None:
     """Serve the review of `batch` until interrupted; `on_ready` gets the URL."""
     keys = keys or Secrets()
     server, sock = make_server(batch, keys)
@@ -401,7 +416,7 @@ def serve(batch: Batch, on_ready: Callable[[str], None], keys: Secrets | None = 
     server.run(sockets=[sock])
 
 
-def make_server(batch: Batch, keys: Secrets) -> tuple[uvicorn.Server, socket.socket]:
+def make_server(batch: ReviewedRun, keys: Secrets) -> tuple[uvicorn.Server, socket.socket]:
     """A server for `batch` and its socket, bound and listening; `keys.port` is set."""
     sock = bind()
     keys.port = sock.getsockname()[1]

@@ -17,15 +17,21 @@ from veil.plan.edit import LABELS
 from veil.plan.model import Box, Kind, Plan, Region, Shape
 from veil.report import Finding
 from veil.review import explain
-from veil.review.batch import Batch, Item, State
 from veil.review.draft import draft_path
 from veil.review.people import frames_in, surest_frame
+from veil.review.run import Item, ReviewedRun, State
 
 # Failing and unfinished files first.
-_STATE_ORDER = {State.FAIL: 0, State.FAILED: 1, State.REVIEW: 2, State.UNVERIFIED: 3, State.PASS: 4}
+_STATE_ORDER = {
+    State.VERIFICATION_FAILED: 0,
+    State.NOT_ANONYMIZED: 1,
+    State.REVIEW: 2,
+    State.UNVERIFIED: 3,
+    State.PASS: 4,
+}
 
 
-def batch_view(batch: Batch) -> dict[str, Any]:
+def batch_view(batch: ReviewedRun) -> dict[str, Any]:
     files = [file_summary(batch, item) for item in batch.items.values()]
     files.sort(key=lambda f: (f["approved"], _STATE_ORDER[State(f["state"])], f["name"]))
     counts = {state.value: sum(1 for f in files if f["state"] == state.value) for state in State}
@@ -37,7 +43,7 @@ def batch_view(batch: Batch) -> dict[str, Any]:
     }
 
 
-def file_summary(batch: Batch, item: Item) -> dict[str, Any]:
+def file_summary(batch: ReviewedRun, item: Item) -> dict[str, Any]:
     file = batch.file(item)
     verification = file.verification
     draft = item.draft
@@ -62,7 +68,7 @@ def file_summary(batch: Batch, item: Item) -> dict[str, Any]:
     }
 
 
-def reviewed(batch: Batch, item: Item) -> dict[str, int] | None:
+def reviewed(batch: ReviewedRun, item: Item) -> dict[str, int] | None:
     """How many of the file's regions a person has looked at, of how many
     (None when its plan cannot be read: nothing to review)."""
     plan = batch.plan_now(item)
@@ -77,7 +83,7 @@ def looked_at(item: Item, region: Region) -> bool:
     return region.id in item.looked_at or region.kind is Kind.MANUAL
 
 
-def file_view(batch: Batch, item: Item) -> dict[str, Any]:
+def file_view(batch: ReviewedRun, item: Item) -> dict[str, Any]:
     draft = batch.draft(item)
     plan = draft.plan
     file = batch.file(item)

@@ -41,8 +41,8 @@ STAGING = ".veil-review"  # inside OUTDIR: outputs are rendered here, then swapp
 
 
 class State(StrEnum):
-    FAILED = "failed"  # anonymize wrote no output: nothing to review
-    FAIL = "fail"  # verification failed
+    NOT_ANONYMIZED = "failed"  # anonymize wrote no output: nothing to review
+    VERIFICATION_FAILED = "fail"  # the output failed verification
     REVIEW = "review"  # passed, with findings to look at
     PASS = "pass"
     UNVERIFIED = "unverified"
@@ -69,7 +69,7 @@ class Item:
         return plan_path(self.output) if self.output is not None else None
 
 
-class Batch:
+class ReviewedRun:
     def __init__(self, outdir: Path, device: Device = Device.AUTO) -> None:
         self.outdir = outdir
         reports = [outdir / name for name in REPORT_NAMES if (outdir / name).is_file()]
@@ -132,11 +132,11 @@ class Batch:
     def state(self, item: Item) -> State:
         file = self.file(item)
         if file.status is FileStatus.FAILED or item.output is None:
-            return State.FAILED
+            return State.NOT_ANONYMIZED
         if file.verification is None:
             return State.UNVERIFIED
         if not file.verification.passed:
-            return State.FAIL
+            return State.VERIFICATION_FAILED
         return State.REVIEW if file.verification.review else State.PASS
 
     def approved(self, item: Item) -> bool:
@@ -255,7 +255,7 @@ class Batch:
         draft = self.draft(item)
         if draft.edited:
             raise ReviewError(f"{item.name}: apply the changes first: the output does not show them yet")
-        if self.state(item) in (State.FAIL, State.FAILED, State.UNVERIFIED):
+        if self.state(item) in (State.VERIFICATION_FAILED, State.NOT_ANONYMIZED, State.UNVERIFIED):
             raise ReviewError(f"{item.name}: its output did not pass verification; fix it and apply first")
         old = self.file(item).review or ReviewRecord()
         record = replace(old, approved=True, changes=old.changes + draft.changes)
