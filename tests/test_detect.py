@@ -86,14 +86,15 @@ def test_video_frames_share_out_the_costly_passes() -> None:
     passes = detection_passes(1920, 1080, options)
     assert [p.scale for p in passes if p.finest] == [2.0]
     assert sum(p.mirrored for p in passes) == len(passes) // 2  # each scale but the finest, mirrored
-    per_frame = [frame_passes(passes, index, options) for index in range(6)]
+    per_frame = [frame_passes(passes, index, options) for index in range(12)]
     plain = [p for p in passes if not p.finest and not p.mirrored]
     for chosen in per_frame:
         assert all(p in chosen for p in plain)  # every frame gets every plain pass
-    finest = [any(p.finest for p in chosen) for chosen in per_frame]
-    mirrored = [any(p.mirrored for p in chosen) for chosen in per_frame]
-    assert finest == [True, False, False, True, False, False]
-    assert mirrored == [False, True, False, True, False, True]
+    # The costly passes take turns, and none is left out for longer than its period.
+    for costly, every in ((lambda p: p.finest, 3), (lambda p: p.mirrored, 2)):
+        ran = [any(costly(p) for p in chosen) for chosen in per_frame]
+        assert 0 < sum(ran) < len(ran)
+        assert all(any(ran[start : start + every]) for start in range(len(ran) - every + 1))
     every = DetectionOptions(video_fine_every=1, video_mirror_every=1)
     assert frame_passes(passes, 4, every) == passes
 
@@ -146,10 +147,6 @@ def test_a_focused_search_finds_what_the_whole_search_finds(astronaut: npt.NDArr
     assert len(focused) >= 11
     assert len(focused) == len(whole)
     assert np.allclose(np.sort(focused.boxes, axis=0), np.sort(whole.boxes, axis=0), atol=2)
-    evidence = Evidence.empty(picture, 1.0)
-    CenterFaceDetector()._detect_at_scale(picture, 1.0, heat=evidence)
-    searched = sum(w * h for _, _, w, h in focus_windows(evidence, 0.02))
-    assert searched < 0.5 * picture.shape[0] * picture.shape[1]
 
 
 def test_a_focused_window_sees_no_false_face_where_it_cuts_the_picture() -> None:

@@ -13,7 +13,7 @@ import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from veil.detection.detect import _OUTPUTS, padded_blob
+from veil.detection.detect import CENTERFACE_OUTPUTS, padded_blob
 from veil.detection.engine import Net, fitted_graph
 from veil.detection.models import CENTERFACE, verified_model_bytes
 from veil.detection.quantize import activation_ranges, int8_graph
@@ -26,8 +26,8 @@ def test_the_fitted_graph_computes_what_the_shipped_one_does(astronaut: npt.NDAr
     blob = padded_blob(astronaut[:300, :250])
     shipped = cv2.dnn.readNetFromONNX(np.frombuffer(verified_model_bytes(CENTERFACE), np.uint8))
     shipped.setInput(blob)
-    expected = shipped.forward(_OUTPUTS)
-    got = Net(fitted_graph(CENTERFACE), _OUTPUTS)(blob)
+    expected = shipped.forward(CENTERFACE_OUTPUTS)
+    got = Net(fitted_graph(CENTERFACE), CENTERFACE_OUTPUTS)(blob)
     for a, b in zip(expected, got, strict=True):
         assert a.shape == b.shape
         assert np.allclose(a, b, atol=1e-3)

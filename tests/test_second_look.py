@@ -7,7 +7,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from veil.detection.second_look import SMALL_FACE, SecondLook, _crop
+from veil.detection.second_look import SMALL_FACE, SecondLook
 
 from conftest import ASTRONAUT_FACE
 
@@ -50,11 +50,12 @@ def test_a_small_face_is_enlarged_and_seen_again(
     assert len(look.centerface) == 6 and look.retinaface == ()  # plain and mirrored, three sizes
 
 
-def test_a_crop_brings_the_box_to_the_asked_height() -> None:
-    image = np.zeros((400, 600, 3), np.uint8)
-    crop, local = _crop(image, np.array([300, 100, 340, 150], np.float32), context=3.0, face_height=25.0)
-    assert local[3] - local[1] == pytest.approx(25.0, abs=0.01)
-    assert crop.shape[0] == round(150 * 0.5)  # three box sides around it, at half size
-    edge, inside = _crop(image, np.array([0, 0, 40, 50], np.float32), context=3.0, face_height=50.0)
-    assert edge.shape[:2] == (100, 95)  # 150 px around the centre (20, 25), clipped at the corner
-    assert inside[0] == 0 and inside[1] == 0
+def test_a_face_at_the_corner_of_the_picture_is_seen_again(
+    second_look: SecondLook, astronaut: npt.NDArray[np.uint8]
+) -> None:
+    """The look's crop is cut off by the picture's edges on two sides, and
+    the face is still brought to the sizes the detectors know."""
+    x1, y1, x2, y2 = ASTRONAUT_FACE
+    corner = np.ascontiguousarray(astronaut[y1 - 10 :, x1 - 10 :])
+    look = second_look.look(corner, np.array([10, 10, 10 + x2 - x1, 10 + y2 - y1], np.float32))
+    assert look.confirmed and look.firmly_confirmed

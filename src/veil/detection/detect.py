@@ -33,7 +33,7 @@ RGBImage = npt.NDArray[np.uint8]
 
 _STRIDE = 4  # CenterFace's output maps are a quarter of the input size
 _ALIGN = 32  # its input sides must be multiples of 32
-_OUTPUTS = ["537", "538", "539", "540"]  # heatmap, log-size, offset, landmarks
+CENTERFACE_OUTPUTS = ["537", "538", "539", "540"]  # heatmap, log-size, offset, landmarks
 
 
 class Detector(Protocol):
@@ -151,9 +151,9 @@ class CenterFaceDetector:
 
     def __init__(self, options: DetectionOptions | None = None) -> None:
         self.options = options or DetectionOptions()
-        self._net = Net(fitted_graph(self.model), _OUTPUTS)
+        self._net = Net(fitted_graph(self.model), CENTERFACE_OUTPUTS)
         wanted = self.options.int8_finest or self.options.int8_next
-        self._int8_net = Net(_int8_centerface(), _OUTPUTS) if wanted else None
+        self._int8_net = Net(_int8_centerface(), CENTERFACE_OUTPUTS) if wanted else None
 
     def expect_clip(self, frames: int) -> None:
         pass

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from veil.detection.detect import RGBImage, decode_centerface, padded_blob
+from veil.detection.detect import CENTERFACE_OUTPUTS, RGBImage, decode_centerface, padded_blob
 from veil.detection.engine import Net, fitted_graph
 from veil.detection.models import CENTERFACE, RETINAFACE
 from veil.detection.retinaface import decode_retinaface_native
@@ -38,7 +38,6 @@ from veil.detections import Detections, FloatArray
 
 SMALL_FACE = 16.0  # px: below this a candidate gets the enlarging looks
 
-_CENTERFACE_OUTPUTS = ["537", "538", "539", "540"]
 _FLOOR = 0.02  # detections kept in a look; what counts is the best over the candidate
 _OVER = 0.3  # a look's box is over the candidate from this IoU
 
@@ -90,7 +89,7 @@ class SecondLook:
     def __init__(self) -> None:
         # One thread each: the crops are small, and an idle pool beside the
         # search's slowed it by 8-10% (200 frames of 608x1080 verified).
-        self._centerface = Net(fitted_graph(CENTERFACE), _CENTERFACE_OUTPUTS, threads=1)
+        self._centerface = Net(fitted_graph(CENTERFACE), CENTERFACE_OUTPUTS, threads=1)
         self._retinaface = Net(fitted_graph(RETINAFACE), ["loc", "conf", "landmarks"], threads=1)
 
     def look(self, image: RGBImage, box: FloatArray, until_confirmed: bool = False) -> Look:
