@@ -240,3 +240,12 @@ class ChoosingDetector:
 
     def detect_frames(self, images: Sequence[RGBImage], indices: Sequence[int]) -> list[Detections]:
         return [choice.kept for choice in self.frame_choices(images, indices)]
+
+
+def choosing(detector: Detector) -> ChoosingDetector:
+    """`detector` as one that returns its whole choice: a ChoosingDetector
+    as it is, any other wrapped to mask every candidate it finds
+    (`Precision.ALL`, each with the reason "every candidate")."""
+    if isinstance(detector, ChoosingDetector):
+        return detector
+    return ChoosingDetector(detector, ChoiceOptions(precision=Precision.ALL))

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from veil.detection import devices
+from veil.detection.choose import choosing
 from veil.detection.detect import Detector
 from veil.jobs import default_target, is_video
 from veil.options import AnonymizeOptions
@@ -35,7 +36,9 @@ class Anonymizer:
 
     One Anonymizer serves one thread at a time: its models keep per-clip
     state. `detector` and `verifier` may be given to share ones already
-    loaded (they must have been made for the same `options`)."""
+    loaded (they must have been made for the same `options`); a detector
+    that does not choose among its candidates masks every one of them
+    (`veil.detection.choose.choosing`)."""
 
     def __init__(
         self,
@@ -44,7 +47,7 @@ class Anonymizer:
         verifier: Verifier | None = None,
     ) -> None:
         self.options = options or AnonymizeOptions()
-        self.detector = detector or devices.face_detector(self.options)
+        self.detector = choosing(detector or devices.face_detector(self.options))
         self._verifier = verifier
 
     @property
@@ -128,4 +131,4 @@ def anonymize_image(
     """Mask every face in an upright HxWx3 uint8 RGB array (`Anonymizer.anonymize_image`)."""
     if detector is None:
         return default_anonymizer(options).anonymize_image(image)
-    return _anonymize_image(image, options or AnonymizeOptions(), detector)
+    return Anonymizer(options, detector).anonymize_image(image)

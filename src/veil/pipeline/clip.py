@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from veil.background import Worker, prefetched
-from veil.detection.choose import Choice, ChoosingDetector
-from veil.detection.detect import Detector, clip
+from veil.detection.choose import ChoosingDetector
+from veil.detection.detect import clip
 from veil.detections import Detections
 from veil.masks import draw
 from veil.media.encode import VideoSink
@@ -41,7 +41,7 @@ def anonymize_video(
     source: Path,
     target: Path,
     options: AnonymizeOptions,
-    detector: Detector,
+    detector: ChoosingDetector,
     on_frame: FrameProgress | None,
 ) -> tuple[FileReport, Plan]:
     """Stream a clip through detect -> track -> plan -> draw -> encode; fail
@@ -158,7 +158,7 @@ def stream_frames(
     video: VideoSource,
     sink: VideoSink,
     options: AnonymizeOptions,
-    detector: Detector,
+    detector: ChoosingDetector,
     on_frame: FrameProgress | None,
     span: Span | None = None,
 ) -> _Streamed:
@@ -224,20 +224,13 @@ def stream_frames(
             current = thumbnail(frame.pixels)
             cuts.append(is_scene_cut(previous, current, options.video.tracking.cut_threshold))
             previous = current
-        decided: list[Choice | Detections]
-        if isinstance(detector, ChoosingDetector):
-            choices = detector.frame_choices(pixels, indices, cuts)
-            streamed.not_masked += sum(len(choice.dropped) for choice in choices)
-            found = [choice.kept for choice in choices]
-            decided = list(choices)
-        else:
-            found = detector.detect_frames(pixels, indices)
-            decided = list(found)
-        for frame, detections, made, cut in zip(batch, found, decided, cuts, strict=True):
-            tracker.push(frame.index, detections, scene_cut=cut)
+        choices = detector.frame_choices(pixels, indices, cuts)
+        streamed.not_masked += sum(len(choice.dropped) for choice in choices)
+        for frame, choice, cut in zip(batch, choices, cuts, strict=True):
+            tracker.push(frame.index, choice.kept, scene_cut=cut)
             if text_tracker is not None:
                 searched = (frame.index + offset) % every == 0
-                text = frame_text(frame.pixels, made, options) if searched else Detections.empty()
+                text = frame_text(frame.pixels, choice, options) if searched else Detections.empty()
                 text_tracker.push(frame.index, text, scene_cut=cut)
             pending.append(frame)
             while pending and is_final(pending[0].index):

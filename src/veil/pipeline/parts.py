@@ -29,7 +29,8 @@ from pathlib import Path
 
 import av
 
-from veil.detection.detect import Detector, clip
+from veil.detection.choose import ChoosingDetector
+from veil.detection.detect import clip
 from veil.errors import SeekError
 from veil.jobs import Job
 from veil.media.encode import VideoSink
@@ -137,7 +138,7 @@ def anonymize_part(
     part: Part,
     folder: Path,
     options: AnonymizeOptions,
-    detector: Detector,
+    detector: ChoosingDetector,
     verifier: Verifier | None,
     on_frame: FrameProgress | None = None,
 ) -> PartResult:

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from veil.detection import devices
-from veil.detection.choose import Choice, ChoosingDetector, Reason
+from veil.detection.choose import Choice, ChoosingDetector, Reason, choosing
 from veil.detection.detect import Detector
 from veil.detections import Detections
 from veil.masks import draw, head_ellipses, opaque_where_changed
@@ -40,19 +40,15 @@ class ImageResult:
 
     image: npt.NDArray[np.uint8]
     detections: Detections
-    choice: Choice | None = None
+    choice: Choice  # every candidate, and what was decided for each
     text: list[FoundText] = field(default_factory=list)  # every line of text, masked or a sign
 
     @property
     def faces(self) -> list[FaceReport]:
-        if self.choice is None:
-            return _face_reports(self.detections)
         return _face_reports(self.choice.kept, [r for r in self.choice.reasons if r.masked])
 
     @property
     def not_masked(self) -> list[FaceReport]:
-        if self.choice is None:
-            return []
         return _face_reports(self.choice.dropped, [r for r in self.choice.reasons if not r.masked])
 
 
@@ -63,11 +59,8 @@ def anonymize_image(
 ) -> ImageResult:
     """Mask every face in an upright HxWx3 uint8 RGB array; returns a new array."""
     options = options or AnonymizeOptions()
-    detector = detector or devices.face_detector(options)
-    found, text = photo_decisions(image, options, detector)
-    if isinstance(found, Choice):
-        return ImageResult(_drawn(image, found.kept, text, options), found.kept, found, text)
-    return ImageResult(_drawn(image, found, text, options), found, None, text)
+    found, text = photo_decisions(image, options, choosing(detector or devices.face_detector(options)))
+    return ImageResult(_drawn(image, found.kept, text, options), found.kept, found, text)
 
 
 def _drawn(
@@ -81,45 +74,38 @@ def _drawn(
 
 
 def photo_decisions(
-    image: npt.NDArray[np.uint8], options: AnonymizeOptions, detector: Detector
-) -> tuple[Choice | Detections, list[FoundText]]:
-    """What a photo's search found and what is done with it: the faces (the
-    whole choice, when the detector chooses) and every line of text
-    (`veil.text`), the weak face candidates on a sign looked at again."""
-    found: Choice | Detections = (
-        detector.choice(image) if isinstance(detector, ChoosingDetector) else detector.detect(image)
-    )
+    image: npt.NDArray[np.uint8], options: AnonymizeOptions, detector: ChoosingDetector
+) -> tuple[Choice, list[FoundText]]:
+    """What a photo's search found and what is done with it: every face
+    candidate and its decision, and every line of text (`veil.text`), the
+    weak face candidates on a sign looked at again."""
+    found = detector.choice(image)
     if not options.text.hide:
         return found, []
     text = _read_text(image, found, options)
     signs = [found_text.line.box for found_text in text if not found_text.masked]
-    if isinstance(found, Choice) and isinstance(detector, ChoosingDetector) and signs:
+    if signs:
         found = detector.off_signs(image, found, signs)
     return found, _off_faces(image, text, found, options)
 
 
-def _read_text(
-    image: npt.NDArray[np.uint8], found: Choice | Detections, options: AnonymizeOptions
-) -> list[FoundText]:
+def _read_text(image: npt.NDArray[np.uint8], found: Choice, options: AnonymizeOptions) -> list[FoundText]:
     height, width = image.shape[:2]
     faces = _sure_faces(found, options).boxes.tolist()
     return read_text(find_lines(image, faces, options.text.side), faces, (width, height))
 
 
 def _off_faces(
-    image: npt.NDArray[np.uint8], text: list[FoundText], found: Choice | Detections, options: AnonymizeOptions
+    image: npt.NDArray[np.uint8], text: list[FoundText], found: Choice, options: AnonymizeOptions
 ) -> list[FoundText]:
     """`text` but for small text over a masked head in `image`: the detector
     marks an eye or a mouth as text now and then, and the head's mask hides it."""
     height, width = image.shape[:2]
-    faces = found.kept if isinstance(found, Choice) else found
-    heads = [head.bounds(width, height) for head in head_ellipses(faces, options.mask.head_scale)]
+    heads = [head.bounds(width, height) for head in head_ellipses(found.kept, options.mask.head_scale)]
     return [t for t in text if not (t.masked and any(centre_in(t.line.box, h) for h in heads))]
 
 
-def frame_text(
-    image: npt.NDArray[np.uint8], found: Choice | Detections, options: AnonymizeOptions
-) -> Detections:
+def frame_text(image: npt.NDArray[np.uint8], found: Choice, options: AnonymizeOptions) -> Detections:
     """The small text of a video frame, to be followed and masked (signs are
     left readable and, in a clip, not listed)."""
     small = [t for t in _off_faces(image, _read_text(image, found, options), found, options) if t.masked]
@@ -129,11 +115,9 @@ def frame_text(
     )
 
 
-def _sure_faces(found: Choice | Detections, options: AnonymizeOptions) -> Detections:
+def _sure_faces(found: Choice, options: AnonymizeOptions) -> Detections:
     """The faces veil is sure of: those scored sure or confirmed by a look
-    (without a choice, those scored `sure_score`): they give text its scale."""
-    if isinstance(found, Detections):
-        return found.select(np.flatnonzero(found.scores >= options.choice.sure_score))
+    (with every candidate masked, those scored `sure_score`): they give text its scale."""
     sure = [
         i
         for i, reason in enumerate(found.reasons)
@@ -143,8 +127,8 @@ def _sure_faces(found: Choice | Detections, options: AnonymizeOptions) -> Detect
     return found.candidates.select(sure)
 
 
-def _face_reports(detections: Detections, reasons: list[Reason] | None = None) -> list[FaceReport]:
-    why: list[str | None] = [r.value for r in reasons] if reasons is not None else [None] * len(detections)
+def _face_reports(detections: Detections, reasons: list[Reason]) -> list[FaceReport]:
+    why = [r.value for r in reasons]
     return [
         FaceReport(
             box=(round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1)), score=round(score, 3), reason=reason
@@ -156,7 +140,7 @@ def _face_reports(detections: Detections, reasons: list[Reason] | None = None) -
 
 
 def anonymize_photo(
-    source: Path, target: Path, options: AnonymizeOptions, detector: Detector
+    source: Path, target: Path, options: AnonymizeOptions, detector: ChoosingDetector
 ) -> tuple[FileReport, Plan]:
     """Detect, make the plan, render the output from it."""
     decoded = read_image(source, options.limits)
