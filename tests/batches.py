@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from veil import VeilError
 from veil.batch.journal import JOURNAL_NAME, read_standing
-from veil.errors import VeilError
 from veil.media.video import VideoSource
 
 from videos import make_clip

@@ -8,11 +8,17 @@ import numpy.typing as npt
 import pytest
 import skimage.data
 
-from veil.detection.choose import ChoosingDetector, Reason, choose
-from veil.detection.detect import CenterFaceDetector
+from veil import (
+    CenterFaceDetector,
+    ChoiceOptions,
+    ChoosingDetector,
+    DetectionOptions,
+    Detections,
+    Precision,
+    Reason,
+)
+from veil.detection.choose import choose
 from veil.detection.second_look import SecondLook
-from veil.detections import Detections
-from veil.options import ChoiceOptions, DetectionOptions, Precision
 
 from conftest import ASTRONAUT_FACE
 

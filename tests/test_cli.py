@@ -17,9 +17,9 @@ import pytest
 import skimage.data
 from PIL import Image
 
+from veil import MaskOptions
 from veil.batch.journal import JOURNAL_NAME
 from veil.cli import main
-from veil.options import MaskOptions
 
 from conftest import ASTRONAUT_FACE, XMP, identifying_exif, png_header_only, sha256, stored_sideways
 

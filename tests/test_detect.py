@@ -6,8 +6,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from veil import CenterFaceDetector, DetectionOptions
 from veil.detection.detect import (
-    CenterFaceDetector,
     Evidence,
     detection_passes,
     detection_scales,
@@ -15,7 +15,6 @@ from veil.detection.detect import (
     frame_passes,
     iter_tiles,
 )
-from veil.options import DetectionOptions
 
 from conftest import ASTRONAUT_FACE
 

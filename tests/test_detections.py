@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from veil.detections import Detections
+from veil import Detections
 
 
 def test_shapes_are_validated_with_a_clear_message() -> None:

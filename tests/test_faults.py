@@ -25,13 +25,11 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from veil import anonymize_file
+from veil import CorruptInputError, FileStatus, OutputError, OutputExistsError, anonymize_file
 from veil.batch.journal import JOURNAL_NAME
 from veil.cli import main
-from veil.errors import CorruptInputError, OutputError, OutputExistsError
 from veil.media.files import TEMPORARY_NAME, atomic_output, output_root, publish_bytes
 from veil.plan.files import plan_path
-from veil.report import FileStatus
 
 from videos import make_clip
 

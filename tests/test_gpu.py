@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from veil import CenterFaceDetector
 from veil.cli import main
-from veil.detection.detect import CenterFaceDetector
 from veil.detection.gpu import cuda_available
 from veil.detection.models import CENTERFACE, RETINAFACE, verified_model_bytes
 from veil.detection.retinaface import RetinaFaceDetector

@@ -12,8 +12,7 @@ import pillow_heif
 import pytest
 from PIL import Image, ImageCms
 
-from veil import anonymize_file
-from veil.errors import OutputExistsError, UnsupportedFormatError
+from veil import OutputExistsError, UnsupportedFormatError, anonymize_file
 from veil.media.files import publish_bytes
 from veil.media.image import Encoding, read_image, write_image
 from veil.media.metadata import metadata_names

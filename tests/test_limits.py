@@ -15,19 +15,20 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from veil import anonymize_paths
-from veil.errors import (
+from veil import (
+    AnonymizeOptions,
     CorruptInputError,
-    DecodeLimitError,
+    FileStatus,
     ImageTooLargeError,
     InputError,
+    InputLimits,
     UnsupportedFormatError,
+    anonymize_paths,
 )
+from veil.errors import DecodeLimitError
 from veil.media.image import read_image
 from veil.media.isolate import Beat, isolated
 from veil.media.video import VideoSource
-from veil.options import AnonymizeOptions, InputLimits
-from veil.report import FileStatus
 
 from videos import make_clip
 

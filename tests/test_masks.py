@@ -4,9 +4,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from veil.detections import Detections
+from veil import Detections, MaskMethod, MaskOptions
 from veil.masks import apply_masks, head_ellipses, head_mask
-from veil.options import MaskMethod, MaskOptions
 
 FACE = Detections(np.array([[40, 40, 60, 66]], np.float32), np.array([0.9], np.float32))
 

@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 
+from veil import ModelError
 from veil.detection.models import (
     CENTERFACE,
     RETINAFACE,
@@ -12,7 +13,6 @@ from veil.detection.models import (
     model_path,
     verified_model_bytes,
 )
-from veil.errors import ModelError
 
 
 def test_bundled_weights_are_found_and_match_their_checksum() -> None:

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 import veil
-from veil.plan import Decision, FrameBox, Kind, Plan, Region, Shape, Source, load_plan, save_plan
+from veil import Decision, Kind, Plan, Region, Shape, load_plan, save_plan
+from veil.plan import FrameBox, Source
 from veil.plan.make import reading_order
 from veil.plan.read import plan_from_dict
 

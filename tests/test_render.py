@@ -12,8 +12,8 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
+from veil import MaskOptions
 from veil.cli import main
-from veil.options import MaskOptions
 
 from conftest import ASTRONAUT_FACE
 from test_cli import face_is_masked

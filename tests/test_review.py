@@ -13,12 +13,12 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
+from veil import Decision, Kind, Plan, PlanError, Region, load_plan
 from veil.detection.second_look import SecondLook
-from veil.errors import PlanError, RejectedError, ReviewError
+from veil.errors import RejectedError, ReviewError
 from veil.media.video import FrameReader, VideoSource
 from veil.plan.edit import SPREAD, inside_picture, moved, removed, spanned, split, whole_clip
-from veil.plan.files import load_plan
-from veil.plan.model import Decision, Found, FrameBox, Kind, Plan, Region, Source
+from veil.plan.model import Found, FrameBox, Source
 from veil.plan.read import plan_from_dict
 from veil.review.draft import Draft, draft_path
 from veil.review.follow import followed

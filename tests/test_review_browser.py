@@ -17,8 +17,8 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
+from veil import MaskOptions
 from veil.media.video import FrameReader
-from veil.options import MaskOptions
 
 from review_batch import BOUQUET, FALSE_BOX, face_at, run, serving, three_faces_to_fix, track_onto_a_face
 from videos import make_clip

@@ -16,9 +16,8 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-from veil.detection.choose import Reason
-from veil.errors import PlanError
-from veil.plan.model import Box, Decision, Found, Kind, Plan, Region, Source
+from veil import Decision, Kind, Plan, PlanError, Reason, Region
+from veil.plan.model import Box, Found, Source
 from veil.review import explain
 from veil.review.draft import Draft, draft_path
 from veil.review.run import ReviewedRun

@@ -19,8 +19,9 @@ import skimage.data
 from PIL import Image
 from starlette.testclient import TestClient
 
+from veil import Decision, Kind, Region
 from veil.media.video import FrameReader
-from veil.plan.model import Decision, FrameBox, Kind, Region
+from veil.plan.model import FrameBox
 from veil.review.draft import draft_path
 from veil.review.follow import followed
 from veil.review.people import crop_around, surest_frame

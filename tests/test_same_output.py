@@ -23,9 +23,9 @@ import numpy.typing as npt
 import pytest
 
 from batches import FAST, VEIL, same_video, temporary_files, veil
+from veil import Shape
 from veil.cli import main
 from veil.plan.edit import whole_clip
-from veil.plan.model import Shape
 from veil.review.run import ReviewedRun
 
 from videos import make_crowd

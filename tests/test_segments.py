@@ -19,13 +19,12 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from veil import anonymize_file
+from veil import AnonymizeOptions, ChoiceOptions, FileStatus, anonymize_file
 from veil.batch.run import run_batch
 from veil.jobs import Job
 from veil.media.video import VideoSource
-from veil.options import AnonymizeOptions, ChoiceOptions, TrackingOptions, VideoOptions
+from veil.options import TrackingOptions, VideoOptions
 from veil.pipeline import parts as segments
-from veil.report import FileStatus
 
 from videos import audio_seconds, make_clip
 

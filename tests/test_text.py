@@ -16,16 +16,25 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 import veil
-from veil.detection.choose import Choice, Reason, off_signs
+from veil import (
+    AnonymizeOptions,
+    Check,
+    Choice,
+    Decision,
+    Detections,
+    Kind,
+    Reason,
+    Shape,
+    Verifier,
+    VerifyOptions,
+    load_plan,
+)
+from veil.detection.choose import off_signs
 from veil.detection.models import TEXT_DETECTOR, model_path, verified_model_bytes
 from veil.detection.second_look import Look
-from veil.detections import Detections
-from veil.options import AnonymizeOptions, TextOptions, VerifyOptions
-from veil.plan.files import load_plan, plan_path
-from veil.plan.model import Decision, Kind, Shape
-from veil.report import Check
+from veil.options import TextOptions
+from veil.plan.files import plan_path
 from veil.text import TextLabel, TextLine, read_text, text_detector
-from veil.verify import Verifier
 
 FILL = np.array(veil.MaskOptions().color)
 # The name line of the astronaut's badge, upright pixels of scikit-image's astronaut.

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from veil.detections import Detections
+from veil import Detections
 from veil.options import TrackingOptions
 from veil.track import FaceTracker
 

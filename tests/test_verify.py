@@ -15,10 +15,8 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from veil import anonymize_file
+from veil import Check, Verification, Verifier, anonymize_file
 from veil.cli import main
-from veil.report import Check, Verification
-from veil.verify import Verifier
 
 from conftest import ASTRONAUT_FACE, identifying_exif, jpeg_bytes
 from videos import make_clip

@@ -13,9 +13,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from veil import MaskOptions
 from veil.batch.journal import JOURNAL_NAME
 from veil.cli import main
-from veil.options import MaskOptions
 
 from videos import TIME_BASE, audio_seconds, make_clip, read_clip
 
