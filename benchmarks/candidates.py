@@ -33,7 +33,7 @@ import numpy.typing as npt
 from veil.detection.detect import CenterFaceDetector, detection_passes
 from veil.detection.second_look import SecondLook
 from veil.detections import Detections
-from veil.masks import apply_masks
+from veil.masks import draw, face_masks
 from veil.media.image import read_image
 from veil.options import DetectionOptions, MaskOptions
 
@@ -164,7 +164,7 @@ def _overlaps(candidates: Detections, faces: list[Face]) -> npt.NDArray[np.float
 
 def score_masks(image: npt.NDArray[np.uint8], masked: Detections, faces: list[Face], tally: Tally) -> None:
     """Recall and collateral of veil's head masks drawn on `masked`."""
-    changed = changed_pixels(image, apply_masks(image, masked, MaskOptions()))
+    changed = changed_pixels(image, draw(image, face_masks(masked), MaskOptions()))
     tally.images += 1
     valid = [f.box for f in faces if f.valid]
     for box in valid:

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).parent))
+from veil.detections import Detections
+from veil.masks import HeadEllipse, cover, head_ellipses
 from veil.plan.files import load_plan
 from veil.plan.model import Decision, Plan, Shape
 
@@ -33,23 +35,16 @@ from photos import DEFAULT_DATA, _upright, read_wider, true_faces
 
 Box = tuple[float, float, float, float]
 # A rule: the ellipse (centre x, centre y, half width, half height) for a face box and its score.
-Rule = Callable[[Box, float], tuple[float, float, float, float]]
-
-RISE = 0.12  # veil.masks._HEAD_RISE
-PAD = 2.0  # veil.masks._MIN_PAD
+Rule = Callable[[Box, float], HeadEllipse]
 
 
 def scaled(scale: Callable[[float, float], float]) -> Rule:
-    def rule(box: Box, score: float) -> tuple[float, float, float, float]:
-        x1, y1, x2, y2 = box
-        width, height = x2 - x1, y2 - y1
-        factor = scale(height, score)
-        return (
-            (x1 + x2) / 2,
-            (y1 + y2) / 2 - RISE * height,
-            width * factor / 2 + PAD,
-            height * factor / 2 + PAD,
-        )
+    """Heads grown from face boxes as the product grows them
+    (`veil.masks.head_ellipses`), by `scale(height, score)` instead of 1.8."""
+
+    def rule(box: Box, score: float) -> HeadEllipse:
+        face = Detections(np.array([box], np.float32), np.zeros(1, np.float32))
+        return head_ellipses(face, scale(box[3] - box[1], score))[0]
 
     return rule
 
@@ -83,18 +78,17 @@ RULES: dict[str, Rule] = {
 
 
 def drawn(image: npt.NDArray[np.uint8], plan: Plan, rule: Rule) -> npt.NDArray[np.uint8]:
-    out = image.copy()
-    mask = np.zeros(image.shape[:2], np.uint8)
+    """The plan's masks drawn as the product draws them (`veil.masks.cover`),
+    each head sized by `rule` instead of the one head scale."""
+    heads, boxes = [], []
     for region, box in plan.regions_at(None, Decision.MASK):
         if region.shape is Shape.BOX:
-            x1, y1, x2, y2 = (round(v) for v in box)
-            mask[max(0, y1) : y2, max(0, x1) : x2] = 1
+            x1, y1, x2, y2 = box
+            boxes.append((math.floor(x1), math.floor(y1), math.ceil(x2), math.ceil(y2)))
             continue
         score = region.found.score if region.found else 1.0
-        cx, cy, hw, hh = rule(box, score)
-        cv2.ellipse(mask, (round(cx), round(cy)), (max(1, round(hw)), max(1, round(hh))), 0, 0, 360, 1, -1)
-    out[mask.astype(bool)] = (96, 96, 96)
-    return out
+        heads.append(rule(box, score))
+    return cover(image, heads, boxes, plan.mask)
 
 
 def main() -> int:

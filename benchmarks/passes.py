@@ -34,7 +34,7 @@ from pathlib import Path
 
 from veil.detection.detect import CenterFaceDetector, Evidence, Pass, detection_passes, focus_windows
 from veil.detections import Detections
-from veil.masks import apply_masks
+from veil.masks import draw, face_masks
 from veil.media.image import read_image
 from veil.options import DetectionOptions, MaskOptions
 
@@ -108,7 +108,7 @@ def measure(photos: list, detectors: dict[str, CenterFaceDetector], focus: list[
 
         def cover(kind: str, name: str, part: Detections, image=image, valid=valid, covered=covered) -> None:
             candidates[f"{kind} {name}"] += len(part)
-            changed = changed_pixels(image, apply_masks(image, part, MaskOptions()))
+            changed = changed_pixels(image, draw(image, face_masks(part), MaskOptions()))
             covered[kind, name] = [face_covered(changed, box) for box in valid]
 
         for kind, detector in detectors.items():

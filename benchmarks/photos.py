@@ -33,7 +33,7 @@ import numpy.typing as npt
 from PIL import Image, ImageOps
 
 from veil.detections import Detections
-from veil.masks import apply_masks
+from veil.masks import draw, face_masks
 from veil.options import MaskOptions
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -178,7 +178,7 @@ def _truth_collateral(staged: dict[str, Path], faces: dict[str, list[Face]]) -> 
         original = _upright(path)
         valid = [f.box for f in faces[key] if f.valid]
         boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in valid], np.float32).reshape(-1, 4)
-        masked = apply_masks(original, Detections(boxes, np.ones(len(boxes), np.float32)), MaskOptions())
+        masked = draw(original, face_masks(Detections(boxes, np.ones(len(boxes), np.float32))), MaskOptions())
         count, pixels = collateral(changed_pixels(original, masked), valid)
         changed_count += count
         total += pixels

@@ -5,7 +5,7 @@ import numpy.typing as npt
 import pytest
 
 from veil import Detections, MaskMethod, MaskOptions
-from veil.masks import apply_masks, head_ellipses, head_mask
+from veil.masks import draw, face_masks, head_ellipses, head_mask
 
 FACE = Detections(np.array([[40, 40, 60, 66]], np.float32), np.array([0.9], np.float32))
 
@@ -16,12 +16,12 @@ def noise() -> npt.NDArray[np.uint8]:
 
 def test_solid_mask_covers_more_than_the_face_box_and_ignores_the_pixels() -> None:
     image = noise()
-    out = apply_masks(image, FACE, MaskOptions())
+    out = draw(image, face_masks(FACE), MaskOptions())
     inside = head_mask(image.shape[:2], head_ellipses(FACE, MaskOptions().head_scale))
     assert (out[inside] == MaskOptions().color).all()
     assert inside[40:66, 40:60].all(), "the whole face box is inside the head"
     assert inside.sum() > 1.5 * 20 * 26, "the head is larger than the face"
-    other = apply_masks(noise()[::-1].copy(), FACE, MaskOptions())
+    other = draw(noise()[::-1].copy(), face_masks(FACE), MaskOptions())
     assert np.array_equal(other[inside], out[inside]), "fill does not depend on the original"
 
 
@@ -29,14 +29,14 @@ def test_masks_never_mutate_the_input() -> None:
     image = noise()
     before = image.copy()
     for method in MaskMethod:
-        apply_masks(image, FACE, MaskOptions(method=method))
+        draw(image, face_masks(FACE), MaskOptions(method=method))
     assert np.array_equal(image, before)
 
 
 @pytest.mark.parametrize("method", [MaskMethod.BLUR, MaskMethod.PIXELATE])
 def test_reversible_methods_change_only_the_head(method: MaskMethod) -> None:
     image = noise()
-    out = apply_masks(image, FACE, MaskOptions(method=method))
+    out = draw(image, face_masks(FACE), MaskOptions(method=method))
     changed = np.any(out != image, axis=2)
     assert changed[45:60, 45:55].mean() > 0.9
     assert not changed[100:, :].any()
@@ -45,7 +45,7 @@ def test_reversible_methods_change_only_the_head(method: MaskMethod) -> None:
 
 def test_no_faces_returns_an_equal_copy() -> None:
     image = noise()
-    out = apply_masks(image, Detections.empty(), MaskOptions())
+    out = draw(image, face_masks(Detections.empty()), MaskOptions())
     assert np.array_equal(out, image) and out is not image
 
 

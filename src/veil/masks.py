@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from veil.detections import Detections
 from veil.options import MaskMethod, MaskOptions
-from veil.plan.model import Mask, Shape
+from veil.plan.model import Mask, Shape, rounded_box
 
 Image = npt.NDArray[np.uint8]
 
@@ -107,9 +107,9 @@ def opaque_where_changed(alpha: Image, before: Image, after: Image) -> Image:
     return out
 
 
-def apply_masks(image: Image, detections: Detections, options: MaskOptions) -> Image:
-    """A copy of `image` (HxWx3 uint8) with every detected head hidden."""
-    return cover(image, head_ellipses(detections, options.head_scale), [], options)
+def face_masks(faces: Detections) -> list[Mask]:
+    """A head mask around each face box, as a plan lists them (to `draw`)."""
+    return [Mask(Shape.ELLIPSE, rounded_box(box)) for box in faces.boxes.tolist()]
 
 
 def cover(

@@ -18,13 +18,13 @@ from veil.detection import devices
 from veil.detection.choose import Choice, ChoosingDetector, Reason, choosing
 from veil.detection.detect import Detector
 from veil.detections import Detections
-from veil.masks import draw, head_ellipses, opaque_where_changed
+from veil.masks import draw, face_masks, head_ellipses, opaque_where_changed
 from veil.media.image import DecodedImage, read_image, write_image
 from veil.options import AnonymizeOptions
 from veil.pipeline.output import region_reports, text_reports, veil_version
 from veil.plan.files import file_sha256
-from veil.plan.make import photo_plan, rounded_box
-from veil.plan.model import Decision, Mask, Plan, Shape, Source
+from veil.plan.make import photo_plan
+from veil.plan.model import Decision, Mask, Plan, Shape, Source, rounded_box
 from veil.report import (
     FaceReport,
     FileReport,
@@ -68,7 +68,7 @@ def _drawn(
 ) -> npt.NDArray[np.uint8]:
     """`image` with `faces` and small `text` hidden as a plan would hide them
     (`veil.masks.draw`)."""
-    masks = [Mask(Shape.ELLIPSE, rounded_box(box)) for box in faces.boxes.tolist()]
+    masks = face_masks(faces)
     masks += [Mask(Shape.BOX, rounded_box(found.line.box)) for found in text if found.masked]
     return draw(image, masks, options.mask)
 

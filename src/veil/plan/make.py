@@ -13,17 +13,11 @@ from dataclasses import dataclass, field
 from veil.detection.choose import Choice
 from veil.detections import Detections
 from veil.options import MaskOptions
-from veil.plan.model import Box, Decision, Found, FrameBox, Kind, Plan, Region, Shape, Source
+from veil.plan.model import Box, Decision, Found, FrameBox, Kind, Plan, Region, Shape, Source, rounded_box
 from veil.text import FoundText, TextWhy
 from veil.track import TrackedBox
 
 TEXT_WHY = TextWhy.SMALL.value  # a clip's text: only small text is followed (signs are not listed)
-
-
-def rounded_box(values: Sequence[float]) -> Box:
-    """x1, y1, x2, y2 to a tenth of a pixel, at least a tenth wide and high."""
-    x1, y1, x2, y2 = (round(float(v), 1) for v in values)
-    return x1, y1, max(x2, round(x1 + 0.1, 1)), max(y2, round(y1 + 0.1, 1))
 
 
 def photo_plan(

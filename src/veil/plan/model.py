@@ -278,6 +278,12 @@ def check_reason(region_id: str, reason: str | None) -> str:
     return text
 
 
+def rounded_box(values: Sequence[float]) -> Box:
+    """x1, y1, x2, y2 to a tenth of a pixel, at least a tenth wide and high."""
+    x1, y1, x2, y2 = (round(float(v), 1) for v in values)
+    return x1, y1, max(x2, round(x1 + 0.1, 1)), max(y2, round(y1 + 0.1, 1))
+
+
 def box_iou(a: Box, b: Box) -> float:
     """Intersection over union of two boxes, x1, y1, x2, y2."""
     width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
