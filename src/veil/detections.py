@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -98,6 +99,22 @@ class Detections:
         return kept.select(_not_nested(kept.boxes, kept.scores))
 
 
+def intersections(boxes: FloatArray, box: Sequence[float] | FloatArray) -> FloatArray:
+    """The area each of `boxes` (N x 4, x1 y1 x2 y2) shares with `box`."""
+    width = np.minimum(boxes[:, 2], box[2]) - np.maximum(boxes[:, 0], box[0])
+    height = np.minimum(boxes[:, 3], box[3]) - np.maximum(boxes[:, 1], box[1])
+    shared: FloatArray = (np.clip(width, 0, None) * np.clip(height, 0, None)).astype(np.float32)
+    return shared
+
+
+def ious(boxes: FloatArray, box: Sequence[float] | FloatArray) -> FloatArray:
+    """Intersection over union of each of `boxes` with `box`."""
+    inter = intersections(boxes, box)
+    union = box_areas(boxes) + max(float(box[2] - box[0]), 0.0) * max(float(box[3] - box[1]), 0.0) - inter
+    result: FloatArray = (inter / np.maximum(union, 1e-9)).astype(np.float32)
+    return result
+
+
 def box_areas(boxes: FloatArray) -> FloatArray:
     sizes = np.clip(boxes[:, 2:] - boxes[:, :2], 0, None)
     areas: FloatArray = (sizes[:, 0] * sizes[:, 1]).astype(np.float32)
@@ -110,14 +127,7 @@ def _not_nested(boxes: FloatArray, scores: FloatArray, cover: float = 0.8) -> li
     areas = box_areas(boxes)
     keep: list[int] = []
     for i in order:
-        if keep:
-            kept = boxes[keep]
-            ix1 = np.maximum(kept[:, 0], boxes[i, 0])
-            iy1 = np.maximum(kept[:, 1], boxes[i, 1])
-            ix2 = np.minimum(kept[:, 2], boxes[i, 2])
-            iy2 = np.minimum(kept[:, 3], boxes[i, 3])
-            inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-            if np.any(inter >= cover * max(float(areas[i]), 1e-6)):
-                continue
+        if keep and np.any(intersections(boxes[keep], boxes[i]) >= cover * max(float(areas[i]), 1e-6)):
+            continue
         keep.append(int(i))
     return sorted(keep)

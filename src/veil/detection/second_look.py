@@ -34,7 +34,7 @@ from veil.detection.detect import CENTERFACE_OUTPUTS, RGBImage, decode_centerfac
 from veil.detection.engine import Net, fitted_graph
 from veil.detection.models import CENTERFACE, RETINAFACE
 from veil.detection.retinaface import decode_retinaface_native
-from veil.detections import Detections, FloatArray
+from veil.detections import Detections, FloatArray, ious
 
 SMALL_FACE = 16.0  # px: below this a candidate gets the enlarging looks
 
@@ -165,11 +165,5 @@ def _best(found: Detections, box: npt.NDArray[np.float32]) -> float:
     """The best score among `found` over `box`."""
     if len(found) == 0:
         return 0.0
-    boxes = found.boxes
-    inter_w = np.clip(np.minimum(boxes[:, 2], box[2]) - np.maximum(boxes[:, 0], box[0]), 0, None)
-    inter_h = np.clip(np.minimum(boxes[:, 3], box[3]) - np.maximum(boxes[:, 1], box[1]), 0, None)
-    inter = inter_w * inter_h
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = areas + (box[2] - box[0]) * (box[3] - box[1]) - inter
-    over = inter / np.maximum(union, 1e-9) >= _OVER
+    over = ious(found.boxes, box) >= _OVER
     return float(found.scores[over].max()) if over.any() else 0.0
