@@ -261,3 +261,20 @@ def test_video_plan_drop_a_track_and_draw_a_region_between_key_frames(
         assert masked(frames[frame], 60 + 10 * (frame - 2)) < 0.5
     # Verification attacks the edit: the dropped track is a face left visible.
     assert run("render", clip.path, tmp_path / "p.json", "-o", tmp_path / "checked.mp4", "-q") == 1
+
+
+def test_render_lands_through_the_same_envelope_as_anonymize(
+    anonymized: tuple[Path, Path, dict[str, Any]], two_faces: Path, tmp_path: Path
+) -> None:
+    """An existing output is never overwritten, and a plan rendered where it
+    already lies beside its output is kept as it is, not written again."""
+    output, plan_file, plan = anonymized
+    before = output.read_bytes()
+    assert run("render", two_faces, plan_file, "-o", output, "-q") == 1
+    assert output.read_bytes() == before
+    again = tmp_path / "again.png"
+    beside = edited(plan, tmp_path / "again.png.plan.json")
+    written = beside.read_bytes()
+    assert run("render", two_faces, beside, "-o", again, "-q") == 0
+    assert again.read_bytes() == before
+    assert beside.read_bytes() == written

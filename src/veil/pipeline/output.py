@@ -55,20 +55,32 @@ def write_checked(
     make: Callable[[], tuple[FileReport, Plan]],
     verifier: Verifier | None,
     attacked: Callable[[], Sequence[Attacked]] | None = None,
+    rendered_from: Path | None = None,
+    on_verify: FrameProgress | None = None,
 ) -> FileReport:
     """Write `target` from `source` with `make` (which lands the output and
     returns its report and plan) when the names are free, then its plan,
-    then verify it; fail closed, as one report, on any error."""
+    then verify it; fail closed, as one report, on any error.
+
+    `rendered_from`: the plan file the output is rendered from (`veil
+    render`); when that is the plan beside `target`, it stays as it is.
+    `on_verify` hears the frames of a clip verified."""
     try:
         if target.resolve() == source.resolve():
             raise VeilError("output path is the input itself")
         if target.exists() or target.is_symlink():
             raise OutputExistsError(f"output exists, not overwriting: {target}")
-        plan_file = plan_path(target)
-        if plan_file.exists() or plan_file.is_symlink():
+        plan_file = plan_path(target)  # every output keeps the plan it was made from beside it
+        kept = (
+            rendered_from is not None
+            and plan_file.exists()
+            and plan_file.resolve() == rendered_from.resolve()
+        )
+        if not kept and (plan_file.exists() or plan_file.is_symlink()):
             raise OutputExistsError(f"plan exists, not overwriting: {plan_file}")
         report, plan = make()
-        save_beside(plan, plan_file, target)
+        if not kept:
+            save_beside(plan, plan_file, target)
         try:
             return verified_report(
                 replace(report, plan=str(plan_file)),
@@ -78,9 +90,11 @@ def write_checked(
                 options,
                 verifier,
                 attacked() if attacked is not None else None,
+                on_verify,
             )
         except BaseException:  # an output that could not be checked is not left behind
-            remove_output(plan_file)
+            if not kept:
+                remove_output(plan_file)
             remove_output(target)
             raise
     except VeilError as e:

@@ -6,14 +6,13 @@ as `veil anonymize` verifies its own, through the same envelope
 
 from __future__ import annotations
 
-import logging
 from contextlib import closing
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
 from veil.background import Worker, prefetched
-from veil.errors import OutputExistsError, PlanError, VeilError
+from veil.errors import PlanError, VeilError
 from veil.jobs import failure_report, find_jobs, is_video
 from veil.masks import draw
 from veil.media.files import atomic_output, check_input_file, output_root
@@ -26,10 +25,9 @@ from veil.pipeline.output import (
     Progress,
     model_info,
     region_reports,
-    save_beside,
     text_reports,
     veil_version,
-    verified_report,
+    write_checked,
 )
 from veil.pipeline.photo import write_drawn
 from veil.plan.files import check_plan_source, load_plan, plan_path
@@ -43,8 +41,6 @@ from veil.report import (
     VideoReport,
 )
 from veil.verify import Verifier
-
-log = logging.getLogger(__name__)
 
 
 def render_file(
@@ -63,33 +59,23 @@ def render_file(
     `on_frame` hears the frames rendered, `on_verify` the frames verified."""
     original, target = Path(original), Path(target)
     options = options or AnonymizeOptions()
-    plan_file = str(plan) if isinstance(plan, str | Path) else None
-    try:
-        if not isinstance(plan, Plan):
-            plan = load_plan(plan)
-        if target.resolve() == original.resolve():
-            raise VeilError("output path is the input itself")
+    plan_file = Path(plan) if isinstance(plan, str | Path) else None
+
+    def make() -> tuple[FileReport, Plan]:
+        loaded = plan if isinstance(plan, Plan) else load_plan(plan)
         if target.suffix.lower() != original.suffix.lower():
             raise VeilError(f"the output should be a {original.suffix} file like the original")
         check_input_file(original, MAX_VIDEO_BYTES)
-        check_plan_source(plan, original)
-        beside = plan_path(target)  # every output keeps the plan it was rendered from beside it
-        given = plan_file is not None and beside.exists() and beside.resolve() == Path(plan_file).resolve()
-        if not given and (beside.exists() or beside.is_symlink()):
-            raise OutputExistsError(f"plan exists, not overwriting: {beside}")
+        check_plan_source(loaded, original)
         if is_video(original):
-            rendered = render_video(original, plan, target, options.video, on_frame)
+            rendered = render_video(original, loaded, target, options.video, on_frame)
         else:
-            rendered = render_photo(original, plan, target, options.limits)
-        if not given:
-            save_beside(plan, beside, target)
-        report = _rendered_report(original, target, plan, rendered, str(beside))
-        return verified_report(report, original, target, plan, options, verifier, on_frame=on_verify)
-    except VeilError as e:
-        return failure_report(original, e)
-    except Exception as e:  # fail closed on anything unforeseen, keep the batch going
-        log.debug("unexpected error rendering %s", original, exc_info=True)
-        return failure_report(original, e, prefix="internal error: ")
+            rendered = render_photo(original, loaded, target, options.limits)
+        return _rendered_report(original, target, loaded, rendered), loaded
+
+    return write_checked(
+        original, target, options, make, verifier, rendered_from=plan_file, on_verify=on_verify
+    )
 
 
 def plan_decisions(plan: Plan) -> Decisions:
@@ -111,9 +97,7 @@ def plan_decisions(plan: Plan) -> Decisions:
     )
 
 
-def _rendered_report(
-    original: Path, target: Path, plan: Plan, rendered: Rendered, plan_file: str | None
-) -> FileReport:
+def _rendered_report(original: Path, target: Path, plan: Plan, rendered: Rendered) -> FileReport:
     video = None
     faces = []
     if rendered.frames is not None:
@@ -146,7 +130,6 @@ def _rendered_report(
         text=text_reports(plan),
         metadata_removed=rendered.metadata_removed,
         video=video,
-        plan=plan_file,
         decisions=plan_decisions(plan),
     )
 
