@@ -22,8 +22,7 @@ from veil.jobs import default_target, is_video
 from veil.options import AnonymizeOptions
 from veil.pipeline.clip import anonymize_video
 from veil.pipeline.output import FrameProgress, new_run_report, write_checked
-from veil.pipeline.photo import ImageResult, anonymize_photo
-from veil.pipeline.photo import anonymize_image as _anonymize_image
+from veil.pipeline.photo import ImageResult, anonymize_photo, image_result
 from veil.pipeline.render import render_file
 from veil.plan.model import Plan
 from veil.report import FileReport, RunReport
@@ -78,7 +77,7 @@ class Anonymizer:
     def anonymize_image(self, image: npt.NDArray[np.uint8]) -> ImageResult:
         """Mask every face (and small text) in an upright HxWx3 uint8 RGB
         array; returns a new array. Nothing is written or verified."""
-        return _anonymize_image(image, self.options, self.detector)
+        return image_result(image, self.options, self.detector)
 
     def render(
         self,

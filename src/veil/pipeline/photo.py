@@ -2,7 +2,7 @@
 picture drawn from that.
 
 `photo_decisions` is the one place a picture's faces and text are decided
-(`veil.detection.choose`, `veil.text`): for `anonymize_image`, for a photo file
+(`veil.detection.choose`, `veil.text`): for an array (`image_result`), for a photo file
 (`anonymize_photo`) and, through `frame_text`, for a clip's frames.
 """
 
@@ -14,9 +14,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from veil.detection import devices
-from veil.detection.choose import Choice, ChoosingDetector, Reason, choosing
-from veil.detection.detect import Detector
+from veil.detection.choose import Choice, ChoosingDetector, Reason
 from veil.detections import Detections
 from veil.masks import draw, face_masks, head_ellipses, opaque_where_changed
 from veil.media.image import DecodedImage, read_image, write_image
@@ -52,14 +50,12 @@ class ImageResult:
         return _face_reports(self.choice.dropped, [r for r in self.choice.reasons if not r.masked])
 
 
-def anonymize_image(
-    image: npt.NDArray[np.uint8],
-    options: AnonymizeOptions | None = None,
-    detector: Detector | None = None,
+def image_result(
+    image: npt.NDArray[np.uint8], options: AnonymizeOptions, detector: ChoosingDetector
 ) -> ImageResult:
-    """Mask every face in an upright HxWx3 uint8 RGB array; returns a new array."""
-    options = options or AnonymizeOptions()
-    found, text = photo_decisions(image, options, choosing(detector or devices.face_detector(options)))
+    """An upright HxWx3 uint8 RGB array with every face and small text
+    masked, in a new array (`Anonymizer.anonymize_image`)."""
+    found, text = photo_decisions(image, options, detector)
     return ImageResult(_drawn(image, found.kept, text, options), found.kept, found, text)
 
 
