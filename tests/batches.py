@@ -108,7 +108,8 @@ def kill_at_random(archive: Path, out: Path, rng: random.Random, times: int, *ex
 def same_batch(out: Path, ref: Path) -> None:
     """`out` holds what the uninterrupted batch `ref` made: the same files,
     the photos byte for byte, the same report, no temporary file."""
-    assert outputs(out).keys() == outputs(ref).keys()
+    mine, theirs = outputs(out).keys(), outputs(ref).keys()
+    assert mine == theirs, f"missing {sorted(theirs - mine)}, extra {sorted(mine - theirs)}"
     for name, data in outputs(out).items():
         if name.endswith(".jpg"):
             assert data == outputs(ref)[name], name

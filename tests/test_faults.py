@@ -28,7 +28,7 @@ from PIL import Image
 from veil import CorruptInputError, FileStatus, OutputError, OutputExistsError, anonymize_file
 from veil.batch.journal import JOURNAL_NAME
 from veil.cli import main
-from veil.media.files import TEMPORARY_NAME, atomic_output, output_root, publish_bytes
+from veil.media.files import TEMPORARY_NAME, atomic_output, output_root, publish_bytes, sweep_beside
 from veil.plan.files import plan_path
 
 from videos import make_clip
@@ -364,6 +364,31 @@ def test_a_run_killed_mid_write_leaves_no_output_and_the_next_one_cleans_up(
         assert (out / ".veil-notes.part.txt").read_text() == "not veil's pattern"
     finally:
         os.close(held)
+
+
+def test_a_dead_workers_temporary_file_is_swept_though_the_folder_was_swept(
+    held_folder: tuple[Path, Path],
+) -> None:
+    """A pool whose worker died writing an output sweeps its folder again:
+    this process swept it at its first write there, and under --ray no
+    fresh process may ever write there again. A live writer's file stays."""
+    root, _ = held_folder
+    publish_bytes(root / "sub" / "first.jpg", b"masked")  # the folder is swept once here
+    dead = root / "sub" / ".veil-00000000000000aa.part.jpg"
+    dead.write_bytes(b"half a photo")
+    live = root / "sub" / ".veil-00000000000000bb.part.jpg"
+    live.write_bytes(b"in progress")
+    held = os.open(live, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        publish_bytes(root / "sub" / "second.jpg", b"masked")
+        assert dead.exists()  # once per folder and process
+        sweep_beside(root / "sub" / "lost.jpg")
+        assert not dead.exists()
+        assert live.read_bytes() == b"in progress"
+    finally:
+        os.close(held)
+    sweep_beside(root / "missing" / "lost.jpg")  # no folder: nothing to do, no error
 
 
 def test_an_output_that_cannot_be_verified_is_not_left(

@@ -32,7 +32,7 @@ from veil.batch.workers import ATTEMPTS, core_shares, die_with_parent
 from veil.detection import engine
 from veil.errors import RayStartError, VeilError, WorkerDiedError, quiet_library_logs
 from veil.jobs import Job, failure_report
-from veil.media.files import output_root
+from veil.media.files import output_root, sweep_beside
 from veil.media.private import PrivateFolder
 from veil.options import AnonymizeOptions
 from veil.pipeline.anonymizer import Anonymizer
@@ -216,6 +216,8 @@ class RayPool:
                     continue
                 except RayError:  # the actor died with the file (Ray starts it again), or its worker
                     probing[self._actors[actor].ready.remote()] = (actor, 1)
+                    with output_root(job.root):
+                        sweep_beside(job.target)  # what it was writing, if anything
                     if attempts[index] < ATTEMPTS:
                         waiting.append((index, job))
                     else:

@@ -28,7 +28,7 @@ from typing import Any
 
 from veil.errors import WorkerDiedError, quiet_library_logs
 from veil.jobs import Job, failure_report, is_video
-from veil.media.files import output_root
+from veil.media.files import output_root, sweep_beside
 from veil.media.private import PrivateFolder
 from veil.options import AnonymizeOptions
 from veil.pipeline.anonymizer import Anonymizer
@@ -214,6 +214,7 @@ class WorkerPool:
                         result = future.result()
                     except BrokenProcessPool:
                         broken = True
+                        _sweep_after(task)
                         if attempts[task.key] < ATTEMPTS:
                             waiting.appendleft(task)
                         elif task.kind in (Work.FILE, Work.JOIN):
@@ -236,10 +237,11 @@ class WorkerPool:
                     else:
                         self._part_done(task, result, splits, waiting)
                 if broken:  # the others in flight died with the pool: try them again
+                    self._pool.shutdown(wait=True, cancel_futures=True)
                     for task in running.values():
+                        _sweep_after(task)
                         waiting.appendleft(task)
                     running.clear()
-                    self._pool.shutdown(wait=True, cancel_futures=True)
                     self._pool = self._new_pool()
         finally:
             for index in list(splits):
@@ -297,6 +299,14 @@ class WorkerPool:
         if self._frames is not None and self._watcher is not None:
             self._frames.put(None)
             self._watcher.join(5)
+
+
+def _sweep_after(task: _Task) -> None:
+    """Remove what a dead worker was writing of `task`'s output (a part is
+    written in its split's own folder, removed with it)."""
+    if task.kind is not Work.PART:
+        with output_root(task.job.root):
+            sweep_beside(task.job.target)
 
 
 class Work(StrEnum):

@@ -253,13 +253,29 @@ def _land(folder: int, fd: int, temporary: str, path: Path, replace: bool) -> No
         os.fsync(folder)
 
 
-def _sweep(folder: int) -> None:
-    """Once per folder and process: remove veil's temporary files that no
-    running writer holds (left by a killed run). Never fails a write."""
+def sweep_beside(path: Path) -> None:
+    """Remove the temporary files beside the output `path` that no running
+    writer holds, though this process swept that folder before: a worker
+    that died writing `path` left its own there (`--ray` restarts only that
+    worker, and the others have swept that folder already)."""
+    try:
+        folder = _open_folder(path, create=False)
+    except (OSError, OutputError):  # no such folder, or a link: nothing of veil's to remove
+        return
+    try:
+        _sweep(folder, again=True)
+    finally:
+        os.close(folder)
+
+
+def _sweep(folder: int, again: bool = False) -> None:
+    """Once per folder and process (or `again`): remove veil's temporary
+    files that no running writer holds (left by a killed run). Never fails
+    a write."""
     try:
         held = os.fstat(folder)
         key = (held.st_dev, held.st_ino)
-        if key in _swept:
+        if key in _swept and not again:
             return
         _swept.add(key)
         with os.scandir(folder) as entries:
