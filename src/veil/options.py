@@ -43,15 +43,16 @@ class DetectionOptions:
     tile_side: int = 2560  # passes larger than this run in tiles
     tile_overlap: int = 128  # pixels shared by neighbouring tiles
     mirror: bool = True  # every pass but the finest also searches the mirrored image
-    video_fine_every: int = 3  # video on the CPU: the finest pass on every n-th frame
-    video_mirror_every: int = 2  # video on the CPU: the mirrored passes on every n-th frame
+    video_key_every: int = 6  # video on the CPU: every pass on every n-th frame (veil.detection.schedule)
+    video_key_change: float = 20.0  # ... and on a frame whose thumbnail moved this far (0-255) since the last
+    video_change_level: int = 24  # between key frames: costly passes where grey changed, no face (0: off)
     int8_finest: bool = False  # the finest pass with 8-bit convolutions (loses small faces)
     int8_next: bool = False  # the passes at half the finest scale in 8 bits
     focus_threshold: float = 0.03  # the finest pass searches only where the next one scores this (0: all)
 
     def __post_init__(self) -> None:
-        if self.video_fine_every < 1 or self.video_mirror_every < 1:
-            raise ValueError("video_fine_every and video_mirror_every must be at least 1")
+        if self.video_key_every < 1:
+            raise ValueError("video_key_every must be at least 1")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         if self.max_upscale < 1.0:

@@ -31,7 +31,8 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from veil.detection.detect import Detector, RGBImage
+from veil.detection.detect import CenterFaceDetector, Detector, RGBImage
+from veil.detection.schedule import SearchSchedule
 from veil.detection.second_look import SMALL_FACE, Look, SecondLook
 from veil.detections import Detections
 from veil.options import ChoiceOptions, Precision
@@ -226,6 +227,25 @@ class ChoosingDetector:
         """The choices for consecutive frames of one clip; `scene_cuts` says
         which frames start a new scene (none, if not given)."""
         found = self.searcher.detect_frames(images, indices)
+        return self.choose_frames(images, indices, found, scene_cuts)
+
+    def schedule(self) -> SearchSchedule | None:
+        """A search schedule for one clip (`veil.detection.schedule`), its
+        candidates then given to `choose_frames`; None where the searcher
+        searches every frame whole (`frame_choices`), as a GPU does."""
+        if isinstance(self.searcher, CenterFaceDetector):
+            return SearchSchedule(self.searcher)
+        return None
+
+    def choose_frames(
+        self,
+        images: Sequence[RGBImage],
+        indices: Sequence[int],
+        found: Sequence[Detections],
+        scene_cuts: Sequence[bool] | None = None,
+    ) -> list[Choice]:
+        """The choices for consecutive frames of one clip, given what the
+        search found in each (`frame_choices`)."""
         cuts = scene_cuts if scene_cuts is not None else [False] * len(images)
         choices = []
         for image, index, candidates, cut in zip(images, indices, found, cuts, strict=True):

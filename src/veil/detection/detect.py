@@ -100,14 +100,21 @@ def detection_passes(width: int, height: int, options: DetectionOptions) -> list
 
 
 def frame_passes(passes: list[Pass], index: int, options: DetectionOptions) -> list[Pass]:
-    """The passes video frame `index` gets: every plain pass but the finest on
-    every frame; the finest on every `video_fine_every`-th frame and the
-    mirrored ones on every `video_mirror_every`-th, offset so that the two
-    rarely fall on the same frame. Faces seen only by those passes are seen
-    a few frames apart, and tracking masks them in between."""
-    fine_turn = index % options.video_fine_every == 0
-    mirror_turn = index % options.video_mirror_every == 1 % options.video_mirror_every
-    return [p for p in passes if (fine_turn or not p.finest) and (mirror_turn or not p.mirrored)]
+    """The passes video frame `index` gets when searched on its own (as
+    verification attacks an output): every pass on the frames halfway
+    between two of the anonymizer's key frames (`veil.detection.schedule`),
+    where its own search was thinnest; on the others, the passes coarser
+    than the finest two (or the coarsest), over the whole frame."""
+    every = options.video_key_every
+    return passes if index % every == every // 2 else cheap_passes(passes)
+
+
+def cheap_passes(passes: list[Pass]) -> list[Pass]:
+    """The plain passes coarser than the finest two; when there are none,
+    the coarsest plain pass."""
+    plain = [p for p in passes if not p.mirrored]
+    cheap = [p for p in plain if not p.finest and not p.second_finest]
+    return cheap or [min(plain, key=lambda p: p.scale)]
 
 
 def detection_scales(width: int, height: int, options: DetectionOptions) -> list[float]:
@@ -161,14 +168,14 @@ class CenterFaceDetector:
     def detect(self, image: RGBImage) -> Detections:
         check_image(image)
         height, width = image.shape[:2]
-        return self._search(image, detection_passes(width, height, self.options))
+        return self.search(image, detection_passes(width, height, self.options))
 
     def detect_frames(self, images: Sequence[RGBImage], indices: Sequence[int]) -> list[Detections]:
         found = []
         for image, index in zip(images, indices, strict=True):
             check_image(image)
             passes = detection_passes(image.shape[1], image.shape[0], self.options)
-            found.append(self._search(image, frame_passes(passes, index, self.options)))
+            found.append(self.search(image, frame_passes(passes, index, self.options)))
         return found
 
     def iter_pass_finds(self, image: RGBImage, passes: list[Pass]) -> Iterator[tuple[Pass, Detections]]:
@@ -198,11 +205,16 @@ class CenterFaceDetector:
             return self.options.int8_finest
         return self.options.int8_next and search.second_finest
 
-    def _search(self, image: RGBImage, passes: list[Pass]) -> Detections:
+    def search(self, image: RGBImage, passes: list[Pass]) -> Detections:
         """Every pass's finds, merged; each face keeps the pass of its best box."""
         height, width = image.shape[:2]
         found = [finds.labelled(search.label) for search, finds in self.iter_pass_finds(image, passes)]
         return Detections.concatenate(found).clipped(width, height).merged()
+
+    def pass_finds(self, image: RGBImage, search: Pass, heat: Evidence | None = None) -> Detections:
+        """What one plain pass finds over the whole image, labelled; with
+        `heat`, its face-centre map is kept there too."""
+        return self._detect_at_scale(image, search.scale, self._int8(search), heat).labelled(search.label)
 
     def _detect_finest(
         self, image: RGBImage, scale: float, evidence: Evidence | None, threshold: float | None = None
@@ -219,32 +231,36 @@ class CenterFaceDetector:
         self,
         image: RGBImage,
         scale: float,
-        windows: list[tuple[int, int, int, int]],
+        windows: list[Window],
         margin: float = 0.0,
         tallest: float = math.inf,
     ) -> Detections:
-        """The finest pass's finds in (x, y, w, h) windows of the image. A
-        find that comes within `margin` px of a window's edge inside the
-        image is dropped, and so is one taller than `tallest`: in a cut-out
-        window CenterFace sees large false faces (a 103 px one 21 px from
-        the edge on scikit-image's motorcycle, a 350 px one in a people-free
-        HEIC). A face the window is for lies at least a cell from that edge
-        (`focus_windows`) and is small; a larger one the next pass sees whole."""
-        height, width = image.shape[:2]
+        """The finest pass's finds in (x, y, w, h) windows of the image,
+        without those `within` drops at `margin` and `tallest`. A face the
+        window is for lies at least a cell from its edges (`focus_windows`)
+        and is small; a larger one the next pass sees whole."""
         found = []
-        for x, y, w, h in windows:
+        for window in windows:
+            x, y, w, h = window
             finds = self._detect_at_scale(image[y : y + h, x : x + w], scale, self.options.int8_finest)
-            boxes = finds.boxes
-            inside = boxes[:, 3] - boxes[:, 1] <= tallest
-            if x > 0:
-                inside &= boxes[:, 0] >= margin
-            if y > 0:
-                inside &= boxes[:, 1] >= margin
-            if x + w < width:
-                inside &= boxes[:, 2] <= w - margin
-            if y + h < height:
-                inside &= boxes[:, 3] <= h - margin
-            found.append(finds.select(np.flatnonzero(inside)).shifted(x, y))
+            found.append(within(finds, window, image, margin, tallest))
+        return Detections.concatenate(found)
+
+    def search_windows(self, image: RGBImage, windows: list[Window], passes: list[Pass]) -> Detections:
+        """What `passes` find inside each (x, y, w, h) window, each window
+        searched as a picture of its own (the finest pass focused within
+        it), in the image's pixels, labelled, not yet merged. A find within
+        an eighth of the window's shorter side of an edge inside the image,
+        or taller than half that side, is dropped: the faces a window is
+        for lie well inside it (`veil.detection.schedule`)."""
+        found = []
+        for window in windows:
+            x, y, w, h = window
+            crop = np.ascontiguousarray(image[y : y + h, x : x + w])
+            finds = Detections.concatenate(
+                [f.labelled(search.label) for search, f in self.iter_pass_finds(crop, passes)]
+            )
+            found.append(within(finds, window, image, min(w, h) / 8, min(w, h) / 2))
         return Detections.concatenate(found)
 
     def _detect_at_scale(
@@ -260,6 +276,33 @@ class CenterFaceDetector:
             if heat is not None:
                 heat.add(x, y, heatmap[0, 0], tile.shape[:2])
         return Detections.concatenate(found).scaled(1.0 / scale)
+
+
+Window = tuple[int, int, int, int]  # x, y, w, h in an image's pixels
+
+
+def within(
+    finds: Detections, window: Window, image: RGBImage, margin: float, tallest: float = math.inf
+) -> Detections:
+    """`finds` in a window cut out of `image` (in the window's pixels),
+    shifted into the image's, without those that come within `margin` px
+    of an edge of the window inside the image or are taller than
+    `tallest`: in a cut-out window CenterFace sees large false faces (a
+    103 px one 21 px from the edge on scikit-image's motorcycle, a 350 px
+    one in a people-free HEIC), and halves of faces the edge cuts."""
+    x, y, w, h = window
+    height, width = image.shape[:2]
+    boxes = finds.boxes
+    inside = boxes[:, 3] - boxes[:, 1] <= tallest
+    if x > 0:
+        inside &= boxes[:, 0] >= margin
+    if y > 0:
+        inside &= boxes[:, 1] >= margin
+    if x + w < width:
+        inside &= boxes[:, 2] <= w - margin
+    if y + h < height:
+        inside &= boxes[:, 3] <= h - margin
+    return finds.select(np.flatnonzero(inside)).shifted(x, y)
 
 
 @dataclass

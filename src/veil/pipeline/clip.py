@@ -164,11 +164,13 @@ def stream_frames(
 ) -> _Streamed:
     """Frames are decoded ahead on one thread and masked and encoded behind on
     another, while this one detects, `detector.batch` frames at a time.
-    Frames wait in `pending` until tracking has seen enough later frames to
-    know every box they need; memory holds only that many frames.
+    On the CPU a frame is searched once the next key frame has been
+    (`veil.detection.schedule`), and then waits in `pending` until tracking
+    has seen enough later frames to know every box it needs; memory holds
+    only that many frames.
 
     With `span`, only the frames it reads are streamed (a part of a long
-    clip, `veil.segments`): all are detected and tracked, those it keeps are
+    clip, `veil.pipeline.parts`): all are detected and tracked, those it keeps are
     recorded and encoded.
 
     Text is searched on every `options.text.every`-th frame of the clip
@@ -189,6 +191,8 @@ def stream_frames(
     pending: deque[VideoFrameIn] = deque()
     batch: list[VideoFrameIn] = []
     previous = None
+    schedule = detector.schedule()
+    held: dict[int, tuple[VideoFrameIn, bool]] = {}  # frames the schedule holds, with their scene cuts
     encoder = Worker()
 
     expected = len(span.keep) if span is not None else video.probe.frames
@@ -217,16 +221,35 @@ def stream_frames(
 
     def detect_batch() -> None:
         nonlocal previous
-        # The detector is told where each frame is in the clip: passes take turns by it.
-        pixels, indices = [f.pixels for f in batch], [f.index + offset for f in batch]
-        cuts = []
+        cuts, views = [], []
         for frame in batch:
             current = thumbnail(frame.pixels)
             cuts.append(is_scene_cut(previous, current, options.video.tracking.cut_threshold))
+            views.append(current)
             previous = current
-        choices = detector.frame_choices(pixels, indices, cuts)
+        if schedule is None:
+            take(batch, cuts)
+        else:
+            for frame, view, cut in zip(batch, views, cuts, strict=True):
+                held[frame.index + offset] = (frame, cut)
+                searched(schedule.push(frame.index + offset, frame.pixels, view, cut))
+        batch.clear()
+
+    def searched(found: list[tuple[int, Detections]]) -> None:
+        """Frames the schedule has searched, in order, on to choice and tracking."""
+        if found:
+            frames, cuts = zip(*(held.pop(index) for index, _ in found), strict=True)
+            take(list(frames), list(cuts), [candidates for _, candidates in found])
+
+    def take(frames: list[VideoFrameIn], cuts: list[bool], found: list[Detections] | None = None) -> None:
+        # The detector is told where each frame is in the clip: the search's schedule goes by it.
+        pixels, indices = [f.pixels for f in frames], [f.index + offset for f in frames]
+        if found is None:
+            choices = detector.frame_choices(pixels, indices, cuts)
+        else:
+            choices = detector.choose_frames(pixels, indices, found, cuts)
         streamed.not_masked += sum(len(choice.dropped) for choice in choices)
-        for frame, choice, cut in zip(batch, choices, cuts, strict=True):
+        for frame, choice, cut in zip(frames, choices, cuts, strict=True):
             tracker.push(frame.index, choice.kept, scene_cut=cut)
             if text_tracker is not None:
                 searched = (frame.index + offset) % every == 0
@@ -235,7 +258,6 @@ def stream_frames(
             pending.append(frame)
             while pending and is_final(pending[0].index):
                 emit(pending.popleft())
-        batch.clear()
 
     try:
         with closing(prefetched(media)) as items:
@@ -247,6 +269,8 @@ def stream_frames(
                 if len(batch) >= detector.batch:
                     detect_batch()
         detect_batch()
+        if schedule is not None:
+            searched(schedule.finish())
         tracker.finish()
         if text_tracker is not None:
             text_tracker.finish()
