@@ -1,7 +1,7 @@
 """What the search schedule (`veil.detection.schedule`) gives up against
 the exhaustive search.
 
-    python benchmarks/cadence.py [--data ../shared/data] [--clip NAME] [--json FILE]
+    python benchmarks/cadence.py [--data ../shared/data] [--clip NAME] [--json FILE] [--sheets DIR]
 
 For each clip of ../shared/data/video, veil runs twice without verification:
 once with every pass on every frame (`video_key_every=1`, as on a GPU),
@@ -14,6 +14,9 @@ uncovered (fewer than half of a box's pixels changed, the photo rule):
 - boxes: every box the exhaustive run masked (tracking's too), and of
   those the ones RetinaFace, enlarged 4x around it, finds a face in
   (IoU >= 0.3).
+
+With --sheets, a contact sheet per clip of the frames where the two
+outputs' masks differ most.
 
 Times are each run's wall time (detection, choice, tracking, encoding),
 same machine, same process.
@@ -30,6 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -52,6 +56,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--clip", action="append", help="only clips whose name contains this")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--sheets", type=Path, help="a contact sheet per clip in this folder")
     args = parser.parse_args()
     clips = evaluation_clips(args.data, args.clip)
     if not clips:
@@ -72,6 +77,10 @@ def main() -> int:
                 assert report.video is not None, report.error
                 runs[name] = (out, report.video, seconds)
             boxes = runs["every_pass"][1].boxes_per_frame
+            if args.sheets:
+                args.sheets.mkdir(parents=True, exist_ok=True)
+                sheet = args.sheets / f"{clip.stem}.png"
+                contact_sheet(clip, runs["default"][0], runs["every_pass"][0], sheet)
             uncovered, total, frames_with = _uncovered(clip, runs["default"][0], boxes)
             faces, missed = _faces_uncovered(clip, runs["default"][0], found_faces(runs["every_pass"][0]))
             frames = runs["default"][1].frames
@@ -95,6 +104,36 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
+
+
+def contact_sheet(clip: Path, default: Path, every_pass: Path, sheet: Path, count: int = 4) -> None:
+    """The `count` frames whose masks differ most between the two outputs:
+    a row each, the default output on the left, every pass's on the right,
+    where only one of them changed pixels tinted (red: every pass only,
+    blue: the default only)."""
+    scored = []
+    with av.open(str(clip)) as a, av.open(str(default)) as b, av.open(str(every_pass)) as c:
+        frames = zip(a.decode(video=0), b.decode(video=0), c.decode(video=0), strict=True)
+        for index, (original, mine, theirs) in enumerate(frames):
+            before = original.to_ndarray(format="rgb24")
+            ours, full = mine.to_ndarray(format="rgb24"), theirs.to_ndarray(format="rgb24")
+            only_full = changed_pixels(before, full) & ~changed_pixels(before, ours)
+            only_ours = changed_pixels(before, ours) & ~changed_pixels(before, full)
+            score = int(only_full.sum()) * 2 + int(only_ours.sum())  # what the default leaves counts twice
+            scored.append((score, index, ours, full, only_full, only_ours))
+            scored = sorted(scored, key=lambda s: -s[0])[:count]
+    rows = []
+    for _, index, ours, full, only_full, only_ours in sorted(scored, key=lambda s: s[1]):
+        left, right = ours.copy(), full.copy()
+        left[only_full] = (0.5 * left[only_full] + [127, 0, 0]).astype(np.uint8)
+        right[only_ours] = (0.5 * right[only_ours] + [0, 0, 127]).astype(np.uint8)
+        row = np.concatenate([left, right], axis=1)
+        cv2.putText(row, f"frame {index}", (20, 60), cv2.FONT_HERSHEY_SIMPLEX, 2, (255, 255, 0), 4)
+        rows.append(row)
+    picture = np.concatenate(rows, axis=0)
+    scale = min(1.0, 2400 / picture.shape[1])
+    picture = cv2.resize(picture, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(sheet), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
 
 
 def found_faces(output: Path) -> dict[int, list[list[float]]]:
