@@ -285,15 +285,15 @@ def merge_windows(windows: list[Window]) -> list[Window]:
     """`windows` with two that overlap replaced by their bounding box when
     it is no larger than the two together, until no two can be."""
     merged = list(windows)
-    changed = True
-    while changed:
-        changed = False
+    joined = True
+    while joined:
+        joined = False
         for i, j in itertools.combinations(range(len(merged)), 2):
             union = _union(merged[i], merged[j])
             if _overlap(merged[i], merged[j]) and _area(union) <= _area(merged[i]) + _area(merged[j]):
                 merged[i] = union
                 del merged[j]
-                changed = True
+                joined = True
                 break
     return sorted(merged)
 

@@ -252,8 +252,8 @@ def stream_frames(
         for frame, choice, cut in zip(frames, choices, cuts, strict=True):
             tracker.push(frame.index, choice.kept, scene_cut=cut)
             if text_tracker is not None:
-                searched = (frame.index + offset) % every == 0
-                text = frame_text(frame.pixels, choice, options) if searched else Detections.empty()
+                text_turn = (frame.index + offset) % every == 0
+                text = frame_text(frame.pixels, choice, options) if text_turn else Detections.empty()
                 text_tracker.push(frame.index, text, scene_cut=cut)
             pending.append(frame)
             while pending and is_final(pending[0].index):
