@@ -162,9 +162,7 @@ class SearchSchedule:
             windows = [
                 w for faces, frames in near for w in face_windows(faces, frames, search, cheap, costly, image)
             ]
-            windows = merge_windows(windows)
-            if sum(w * h for _, _, w, h in windows) >= _WHOLE * width * height:
-                windows = [(0, 0, width, height)]
+            windows = joined(windows, image)
             if windows:
                 found.append(self.detector.search_windows(image, windows, [search]))
                 self.searched[f"{search.label} (windows)"] += 1
@@ -194,10 +192,9 @@ def changed_windows(changes: Changes, known: Detections, image: RGBImage) -> lis
     where a known face's person stands, that person is moving. Each is
     grown by half its size on every side (at least 32 px), so that a face
     in it lies whole inside."""
-    height, width = image.shape[:2]
     count, _, stats, _ = cv2.connectedComponentsWithStats(changes.astype(np.uint8), connectivity=8)
     standing = people(known)
-    windows = []
+    windows: list[Window] = []
     for left, top, w, h, area in stats[1:count].tolist():
         if area < 2:
             continue  # one cell: noise
@@ -207,14 +204,8 @@ def changed_windows(changes: Changes, known: Detections, image: RGBImage) -> lis
             (standing[:, 0] < x2) & (standing[:, 2] > x1) & (standing[:, 1] < y2) & (standing[:, 3] > y1)
         ):
             continue
-        grow = max(32, (x2 - x1) // 2, (y2 - y1) // 2)
-        x1, y1 = max(0, x1 - grow), max(0, y1 - grow)
-        x2, y2 = min(width, x2 + grow), min(height, y2 + grow)
-        windows.append((x1, y1, x2 - x1, y2 - y1))
-    windows = merge_windows(windows)
-    if sum(w * h for _, _, w, h in windows) >= _WHOLE * width * height:
-        return [(0, 0, width, height)]
-    return windows
+        windows += _around((x1, y1, x2, y2), max(32, (x2 - x1) // 2, (y2 - y1) // 2), image)
+    return joined(windows, image)
 
 
 def people(faces: Detections) -> npt.NDArray[np.float32]:
@@ -267,18 +258,33 @@ def face_windows(
     """Windows for `search` around each face of `found` it is the pass for
     (`pass_for`), grown on each side by its height and by `MOVE` heights a
     frame over `frames` frames."""
-    height, width = image.shape[:2]
-    windows = []
+    windows: list[Window] = []
     for x1, y1, x2, y2 in found.boxes.tolist():
         side = max(x2 - x1, y2 - y1, 1.0)
         if pass_for(side, cheap, costly) != search:
             continue
-        grow = side * (1 + MOVE * frames)
-        left, top = max(0, math.floor(x1 - grow)), max(0, math.floor(y1 - grow))
-        right, bottom = min(width, math.ceil(x2 + grow)), min(height, math.ceil(y2 + grow))
-        if right > left and bottom > top:
-            windows.append((left, top, right - left, bottom - top))
+        windows += _around((x1, y1, x2, y2), side * (1 + MOVE * frames), image)
     return windows
+
+
+def _around(box: tuple[float, float, float, float], grow: float, image: RGBImage) -> list[Window]:
+    """The window of `box` grown by `grow` px on every side, within the
+    image (none if nothing of it is)."""
+    height, width = image.shape[:2]
+    x1, y1, x2, y2 = box
+    left, top = max(0, math.floor(x1 - grow)), max(0, math.floor(y1 - grow))
+    right, bottom = min(width, math.ceil(x2 + grow)), min(height, math.ceil(y2 + grow))
+    return [(left, top, right - left, bottom - top)] if right > left and bottom > top else []
+
+
+def joined(windows: list[Window], image: RGBImage) -> list[Window]:
+    """`windows` merged (`merge_windows`), or the whole image when they
+    would cover `_WHOLE` of it."""
+    height, width = image.shape[:2]
+    merged = merge_windows(windows)
+    if sum(w * h for _, _, w, h in merged) >= _WHOLE * width * height:
+        return [(0, 0, width, height)]
+    return merged
 
 
 def merge_windows(windows: list[Window]) -> list[Window]:
