@@ -109,3 +109,21 @@ def test_windows_are_joined_only_where_that_costs_no_more_search() -> None:
     apart = [(0, 0, 100, 100), (90, 90, 100, 100)]  # corners touch: their union is far larger
     assert merge_windows(apart) == apart
     assert merge_windows([(0, 0, 10, 10), (500, 500, 10, 10)]) == [(0, 0, 10, 10), (500, 500, 10, 10)]
+
+
+def test_joined_windows_hold_every_window_and_no_two_could_join_further() -> None:
+    rng = np.random.default_rng(7)
+    windows = [
+        (int(x), int(y), int(w), int(h))
+        for x, y, w, h in zip(
+            rng.integers(0, 900, 60),
+            rng.integers(0, 500, 60),
+            rng.integers(20, 160, 60),
+            rng.integers(20, 160, 60),
+            strict=True,
+        )
+    ]
+    merged = merge_windows(windows)
+    for x, y, w, h in windows:
+        assert any(a <= x and b <= y and x + w <= a + c and y + h <= b + d for a, b, c, d in merged)
+    assert merge_windows(merged) == merged

@@ -31,7 +31,6 @@ wait here (the look-ahead), as well as the frames tracking holds.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -290,17 +289,18 @@ def joined(windows: list[Window], image: RGBImage) -> list[Window]:
 def merge_windows(windows: list[Window]) -> list[Window]:
     """`windows` with two that overlap replaced by their bounding box when
     it is no larger than the two together, until no two can be."""
-    merged = list(windows)
-    joined = True
-    while joined:
-        joined = False
-        for i, j in itertools.combinations(range(len(merged)), 2):
-            union = _union(merged[i], merged[j])
-            if _overlap(merged[i], merged[j]) and _area(union) <= _area(merged[i]) + _area(merged[j]):
-                merged[i] = union
-                del merged[j]
-                joined = True
+    merged: list[Window] = []  # no two of these can be
+    pending = list(windows)
+    while pending:
+        window = pending.pop()
+        for i, other in enumerate(merged):
+            union = _union(window, other)
+            if _overlap(window, other) and _area(union) <= _area(window) + _area(other):
+                del merged[i]
+                pending.append(union)  # it may now join others
                 break
+        else:
+            merged.append(window)
     return sorted(merged)
 
 
