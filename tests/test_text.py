@@ -28,7 +28,9 @@ from veil import (
     Verifier,
     VerifyOptions,
     load_plan,
+    verify_text,
 )
+from veil.changes import Changes
 from veil.detection.choose import off_signs
 from veil.detection.models import TEXT_DETECTOR, model_path, verified_model_bytes
 from veil.detection.second_look import Look
@@ -236,6 +238,30 @@ def test_verification_fails_a_plate_readable_under_its_mask(
     assert not verdict.passed
     assert [f.check for f in verdict.failures] == [Check.TEXT] and "t1" in verdict.failures[0].message
     assert verifier.verify(source, Path(report.output or ""), plan=plan).passed
+
+
+def test_a_solid_mask_is_not_searched_for_text_even_where_the_original_matched_it(
+    plate_photo: tuple[Path, tuple[int, int, int, int]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, _ = plate_photo
+    report = veil.anonymize_file(source, tmp_path / "out.png", AnonymizeOptions(verify=False))
+    plan = load_plan(plan_path(tmp_path / "out.png"))
+    masked = np.asarray(Image.open(report.output or ""))
+    original = np.asarray(Image.open(source).convert("RGB"))
+    searched: list[object] = []
+    real = verify_text.lines_within
+
+    def lines_within(image: npt.NDArray[np.uint8], box: object) -> object:
+        searched.append(box)
+        return real(image, box)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(verify_text, "lines_within", lines_within)
+    # the "original" already holds the mask: nothing changed, but the box is one colour
+    assert verify_text.text_under_masks(Changes(masked, masked, 12), plan, None) == []
+    assert searched == []
+    # the plate left as it was: searched, and readable
+    assert verify_text.text_under_masks(Changes(original, original, 12), plan, None)
+    assert len(searched) == 1
 
 
 def test_text_the_plan_does_not_list_goes_to_review(

@@ -10,7 +10,11 @@ own plan it would be the same detector over the same pixels.
 
 from __future__ import annotations
 
-from veil.changes import Changes, int_box
+import math
+
+import numpy as np
+
+from veil.changes import RGB, Changes, int_box
 from veil.options import VerifyOptions
 from veil.plan.model import Box, Decision, Kind, Plan, Shape
 from veil.report import Check, Finding
@@ -35,7 +39,8 @@ def text_under_masks(changes: Changes, plan: Plan, frame: int | None) -> list[Fi
     for region, box in plan.regions_at(frame, Decision.MASK):
         if region.kind is Kind.FACE or region.shape is not Shape.BOX:
             continue
-        if changes.masked(_inside(box), _ALL_CHANGED):
+        inside = _inside(box)
+        if changes.masked(inside, _ALL_CHANGED) or _flat(changes.after, inside, changes.level):
             continue
         x1, y1, x2, y2 = box
         grow_x, grow_y = (x2 - x1) / 2, (y2 - y1) / 2
@@ -87,6 +92,20 @@ def _inside(box: Box) -> list[float]:
     x1, y1, x2, y2 = box
     dx, dy = (x2 - x1) / 10 + 1, (y2 - y1) / 10 + 1
     return [x1 + dx, y1 + dy, max(x1 + dx, x2 - dx), max(y1 + dy, y2 - dy)]
+
+
+def _flat(image: RGB, box: list[float], level: int) -> bool:
+    """Whether `box` of `image` is one colour, all but `1 - _ALL_CHANGED` of
+    it within `level` of its median: a solid mask the original happened
+    to match in places. Text needs contrast; there is none to read."""
+    height, width = image.shape[:2]
+    x1, y1 = max(0, math.floor(box[0])), max(0, math.floor(box[1]))
+    x2, y2 = min(width, math.ceil(box[2])), min(height, math.ceil(box[3]))
+    if x2 <= x1 or y2 <= y1:
+        return True
+    inside = image[y1:y2, x1:x2].reshape(-1, 3).astype(np.int16)
+    apart = np.any(np.abs(inside - np.median(inside, axis=0)) > level, axis=1)
+    return float(apart.mean()) <= 1 - _ALL_CHANGED
 
 
 def _edited(plan: Plan) -> bool:
