@@ -2,6 +2,7 @@
 built from a dev clip, and whether veil covers them.
 
     python benchmarks/adversarial.py [--data ../shared/data] [--frames 48] [--json FILE] [--keep DIR]
+        [--clip NAME] [--detection FIELD=VALUE ...]
 
 From the first frames of facenet_pytorch_video (1080p street):
 
@@ -38,6 +39,7 @@ from cadence import _faces_uncovered, found_faces
 from veil import AnonymizeOptions, anonymize_file
 
 from coverage import changed_pixels
+from video import with_detection
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -56,13 +58,19 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", type=Path, help="keep the clips and outputs here")
     parser.add_argument("--clip", action="append", help="only these: flash, pan, fast")
+    parser.add_argument(
+        "--detection",
+        action="append",
+        default=[],
+        help="FIELD=VALUE of DetectionOptions for the default run, e.g. video_key_every=12",
+    )
     args = parser.parse_args()
     source = args.data / SOURCE
     if not source.exists():
         print(f"benchmark skipped: no {source}")
         return 0
     frames = read_frames(source, 4 * args.frames)
-    every = AnonymizeOptions().detection.video_key_every
+    every = with_detection(AnonymizeOptions(), args.detection).detection.video_key_every
     flash, pasted = flashed(frames[: args.frames], every)
     clips = {"flash": (flash, pasted), "pan": (panned(frames[: args.frames]), {}), "fast": (frames[::4], {})}
     results = {}
@@ -74,7 +82,7 @@ def main() -> int:
                 continue
             clip = folder / f"{name}.mp4"
             write_clip(clip, pixels)
-            results[name] = measure(clip, folder / name, truth)
+            results[name] = measure(clip, folder / name, truth, args.detection)
             print(name, json.dumps(results[name]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
@@ -134,8 +142,10 @@ def panned(frames: list[Frame]) -> list[Frame]:
     return out
 
 
-def measure(clip: Path, folder: Path, truth: dict[int, list[list[int]]]) -> dict[str, object]:
-    default = AnonymizeOptions(verify=False)
+def measure(
+    clip: Path, folder: Path, truth: dict[int, list[list[int]]], settings: list[str]
+) -> dict[str, object]:
+    default = with_detection(AnonymizeOptions(verify=False), settings)
     every_pass = replace(default, detection=replace(default.detection, video_key_every=1))
     outputs, seconds = {}, {}
     for label, options in (("default", default), ("every_pass", every_pass)):

@@ -2,6 +2,7 @@
 the exhaustive search.
 
     python benchmarks/cadence.py [--data ../shared/data] [--clip NAME] [--json FILE] [--sheets DIR]
+        [--detection FIELD=VALUE ...]
 
 For each clip of ../shared/data/video, veil runs twice without verification:
 once with every pass on every frame (`video_key_every=1`, as on a GPU),
@@ -43,7 +44,7 @@ from veil.detection.second_look import SecondLook
 from veil.options import AnonymizeOptions
 
 from coverage import changed_pixels
-from video import evaluation_clips
+from video import evaluation_clips, with_detection
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -55,6 +56,12 @@ def main() -> int:
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--clip", action="append", help="only clips whose name contains this")
+    parser.add_argument(
+        "--detection",
+        action="append",
+        default=[],
+        help="FIELD=VALUE of DetectionOptions for the default run, e.g. video_key_every=12",
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--sheets", type=Path, help="a contact sheet per clip in this folder")
     args = parser.parse_args()
@@ -62,7 +69,7 @@ def main() -> int:
     if not clips:
         print(f"benchmark skipped: no clips at {args.data / 'video'} (see ../shared/data/README.md)")
         return 0
-    default = AnonymizeOptions(verify=False)
+    default = with_detection(AnonymizeOptions(verify=False), args.detection)
     full = replace(default, detection=replace(default.detection, video_key_every=1))
     results = {}
     with tempfile.TemporaryDirectory(prefix="veil-cadence-") as tmp:

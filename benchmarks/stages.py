@@ -19,14 +19,16 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).parent))
 from veil import AnonymizeOptions, anonymize_file, track, verify, verify_text
 from veil.detection import detect, retinaface, second_look
 from veil.pipeline import clip as clip_path
 from veil.pipeline import photo
+
+from video import with_detection
 
 SECONDS: dict[str, float] = defaultdict(float)
 FRAMES: Counter[str] = Counter()
@@ -103,11 +105,7 @@ def main() -> int:
     )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    options = AnonymizeOptions(verify=not args.no_verify)
-    for setting in args.detection:
-        field, value = setting.split("=", 1)
-        kind = type(getattr(options.detection, field))
-        options = replace(options, detection=replace(options.detection, **{field: kind(value)}))
+    options = with_detection(AnonymizeOptions(verify=not args.no_verify), args.detection)
     _time_passes()
     timed(retinaface.RetinaFaceDetector, "detect_many", "verify: RetinaFace")
     timed(second_look.SecondLook, "look", "second look (choice and verify)")

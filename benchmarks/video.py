@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -42,7 +43,7 @@ from veil.detection.retinaface import RetinaFaceDetector
 from veil.detection.second_look import SecondLook
 from veil.media.encode import VideoSink
 from veil.media.video import VIDEO_FORMATS, VideoFrameIn, VideoSource
-from veil.options import VideoOptions
+from veil.options import AnonymizeOptions, VideoOptions
 
 from coverage import changed_pixels, collateral
 
@@ -116,6 +117,15 @@ def other_veil(other: str | None) -> tuple[str, dict[str, str] | None]:
     if path.is_file():
         return str(path), None
     return sys.executable, {"PYTHONPATH": str(path.resolve())}
+
+
+def with_detection(options: AnonymizeOptions, settings: list[str]) -> AnonymizeOptions:
+    """`options` with each FIELD=VALUE of DetectionOptions in `settings` set."""
+    for setting in settings:
+        field, value = setting.split("=", 1)
+        kind = type(getattr(options.detection, field))
+        options = replace(options, detection=replace(options.detection, **{field: kind(value)}))
+    return options
 
 
 def evaluation_clips(data: Path, names: list[str] | None) -> list[Path]:
