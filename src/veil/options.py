@@ -43,8 +43,8 @@ class DetectionOptions:
     tile_side: int = 2560  # passes larger than this run in tiles
     tile_overlap: int = 128  # pixels shared by neighbouring tiles
     mirror: bool = True  # every pass but the finest also searches the mirrored image
-    # Video on the CPU: every pass on every n-th frame (veil.detection.schedule). At most
-    # TrackingOptions.max_gap: a face found on two key frames is masked on the frames between.
+    # Video on the CPU: every pass on every n-th frame (veil.detection.schedule). 12, tracking's
+    # max_gap: a face found on two key frames is masked on the frames between them.
     video_key_every: int = 12
     video_key_change: float = 20.0  # ... and on a frame whose thumbnail moved this far (0-255) since the last
     video_change_level: int = 24  # between key frames: costly passes where grey changed, no face (0: off)
