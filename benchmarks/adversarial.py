@@ -39,7 +39,7 @@ from cadence import _faces_uncovered, found_faces
 from veil import AnonymizeOptions, anonymize_file
 
 from coverage import changed_pixels
-from video import with_detection
+from video import add_detection_argument, with_detection
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -58,12 +58,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", type=Path, help="keep the clips and outputs here")
     parser.add_argument("--clip", action="append", help="only these: flash, pan, fast")
-    parser.add_argument(
-        "--detection",
-        action="append",
-        default=[],
-        help="FIELD=VALUE of DetectionOptions for the default run, e.g. video_key_every=12",
-    )
+    add_detection_argument(parser, "the default run")
     args = parser.parse_args()
     source = args.data / SOURCE
     if not source.exists():

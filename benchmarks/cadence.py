@@ -44,7 +44,7 @@ from veil.detection.second_look import SecondLook
 from veil.options import AnonymizeOptions
 
 from coverage import changed_pixels
-from video import evaluation_clips, with_detection
+from video import add_detection_argument, evaluation_clips, with_detection
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -56,12 +56,7 @@ def main() -> int:
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--clip", action="append", help="only clips whose name contains this")
-    parser.add_argument(
-        "--detection",
-        action="append",
-        default=[],
-        help="FIELD=VALUE of DetectionOptions for the default run, e.g. video_key_every=12",
-    )
+    add_detection_argument(parser, "the default run")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--sheets", type=Path, help="a contact sheet per clip in this folder")
     args = parser.parse_args()

@@ -28,7 +28,7 @@ from veil.detection import detect, retinaface, second_look
 from veil.pipeline import clip as clip_path
 from veil.pipeline import photo
 
-from video import with_detection
+from video import add_detection_argument, with_detection
 
 SECONDS: dict[str, float] = defaultdict(float)
 FRAMES: Counter[str] = Counter()
@@ -97,12 +97,7 @@ def main() -> int:
     )
     parser.add_argument("clip", type=Path)
     parser.add_argument("--no-verify", action="store_true")
-    parser.add_argument(
-        "--detection",
-        action="append",
-        default=[],
-        help="FIELD=VALUE of DetectionOptions, e.g. video_key_every=1",
-    )
+    add_detection_argument(parser)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     options = with_detection(AnonymizeOptions(verify=not args.no_verify), args.detection)

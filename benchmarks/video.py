@@ -119,6 +119,16 @@ def other_veil(other: str | None) -> tuple[str, dict[str, str] | None]:
     return sys.executable, {"PYTHONPATH": str(path.resolve())}
 
 
+def add_detection_argument(parser: argparse.ArgumentParser, run: str = "the run") -> None:
+    """--detection FIELD=VALUE (repeatable): DetectionOptions for `run` (`with_detection`)."""
+    parser.add_argument(
+        "--detection",
+        action="append",
+        default=[],
+        help=f"FIELD=VALUE of DetectionOptions for {run}, e.g. video_key_every=12",
+    )
+
+
 def with_detection(options: AnonymizeOptions, settings: list[str]) -> AnonymizeOptions:
     """`options` with each FIELD=VALUE of DetectionOptions in `settings` set."""
     for setting in settings:
