@@ -31,12 +31,20 @@ class Changes:
 
     def masked(self, box: list[float], fraction: float) -> bool:
         """Whether at least `fraction` of the box changed."""
-        height, width = self.before.shape[:2]
-        x1, y1 = max(0, math.floor(box[0])), max(0, math.floor(box[1]))
-        x2, y2 = min(width, math.ceil(box[2])), min(height, math.ceil(box[3]))
-        if x2 <= x1 or y2 <= y1:
+        pixels = pixel_box(box, self.before)
+        if pixels is None:
             return True  # nothing of it lies in the picture
+        x1, y1, x2, y2 = pixels
         return float(self._changed(y1, y2, x1, x2).mean()) >= fraction
+
+
+def pixel_box(box: list[float], image: RGB) -> tuple[int, int, int, int] | None:
+    """The whole pixels of `image` that `box` (x1, y1, x2, y2) touches, as
+    (x1, y1, x2, y2); None when nothing of it lies in the image."""
+    height, width = image.shape[:2]
+    x1, y1 = max(0, math.floor(box[0])), max(0, math.floor(box[1]))
+    x2, y2 = min(width, math.ceil(box[2])), min(height, math.ceil(box[3]))
+    return (x1, y1, x2, y2) if x2 > x1 and y2 > y1 else None
 
 
 def int_box(box: list[float] | tuple[float, ...]) -> tuple[int, int, int, int]:

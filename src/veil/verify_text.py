@@ -10,11 +10,9 @@ own plan it would be the same detector over the same pixels.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from veil.changes import RGB, Changes, int_box
+from veil.changes import RGB, Changes, int_box, pixel_box
 from veil.options import VerifyOptions
 from veil.plan.model import Box, Decision, Kind, Plan, Shape
 from veil.report import Check, Finding
@@ -98,11 +96,10 @@ def _flat(image: RGB, box: list[float], level: int) -> bool:
     """Whether `box` of `image` is one colour, all but `1 - _ALL_CHANGED` of
     it within `level` of its median: a solid mask the original happened
     to match in places. Text needs contrast; there is none to read."""
-    height, width = image.shape[:2]
-    x1, y1 = max(0, math.floor(box[0])), max(0, math.floor(box[1]))
-    x2, y2 = min(width, math.ceil(box[2])), min(height, math.ceil(box[3]))
-    if x2 <= x1 or y2 <= y1:
+    pixels = pixel_box(box, image)
+    if pixels is None:
         return True
+    x1, y1, x2, y2 = pixels
     inside = image[y1:y2, x1:x2].reshape(-1, 3).astype(np.int16)
     apart = np.any(np.abs(inside - np.median(inside, axis=0)) > level, axis=1)
     return float(apart.mean()) <= 1 - _ALL_CHANGED
